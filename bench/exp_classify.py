@@ -1,0 +1,38 @@
+"""Quick accuracy experiment on AG News 10k: python exp.py '{json overrides}'."""
+import sys, time, json, logging
+import numpy as np, torch, pyarrow as pa
+from seqmodels.readers import read_labeled, ReadSpec
+from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
+from seqmodels.split import stratified_split, SplitConfig
+from seqmodels.vocab import VocabConfig, LabelMap
+from seqmodels.batching import BatchLoader
+from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.models.encoder import EncoderConfig
+from seqmodels.training import Trainer, TrainerConfig, seed_everything
+logging.basicConfig(level=logging.WARNING)
+args = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+t0 = time.time()
+torch.set_num_threads(args.pop("threads", 2))
+df = read_labeled('/work/shared/datasets/ag_news_titles_10k/news.csv', ReadSpec(text_col='X', label_col='y'))
+fc = FeaturizerConfig(clean=CleanConfig(**args.pop("clean", {})), vocab=VocabConfig(**args.pop("vocab", {})), **args.pop("feat", {}))
+cleaned, toks = text_to_tokens(df.text.tolist(), fc.clean)
+tr, va, te = stratified_split(df.label.to_numpy(), SplitConfig(seed=42))
+lm = LabelMap.fit(df.label)
+y = lm.encode(df.label.tolist())
+take = lambda a, ix: a.take(pa.array(ix))
+feat = Featurizer.fit(take(cleaned, tr), take(toks, tr), fc)
+def data(ix): return feat.encode(take(cleaned, ix), take(toks, ix), y[ix])
+seed = args.pop("seed", 42)
+seed_everything(seed)
+enc = EncoderConfig(vocab_size=len(feat.vocab), **args.pop("enc", {}))
+cfg = ClassifierConfig(encoder=enc, num_classes=len(lm), **args.pop("clf", {}))
+model = RNNClassifier(cfg)
+tc = TrainerConfig(seed=seed, progress=False, **args.pop("train", {}))
+trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, seed=seed), BatchLoader(data(va), 256))
+res = trainer.fit()
+tl, tacc = trainer.evaluate(BatchLoader(data(te), 256))
+print(json.dumps({"vocab": len(feat.vocab), "best_epoch": res.best_epoch, "epochs": len(res.history), "test_acc": round(tacc, 4),
+                  "val_acc_best": round(res.history[res.best_epoch - 1]["val_accuracy"], 4),
+                  "mean_epoch_s": round(float(np.mean([h["epoch_time_s"] for h in res.history])), 2),
+                  "wall": round(time.time() - t0, 1), "cfg": sys.argv[1] if len(sys.argv) > 1 else ""}))

@@ -1,0 +1,1 @@
+"""Prefect flows and the ``seqflow`` command line."""

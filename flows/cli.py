@@ -1,0 +1,135 @@
+"""The ``seqflow`` command line: ``train classify``, ``demo`` (and more as task kinds arrive).
+
+Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from seqmodels.cleaning import CleanConfig
+from seqmodels.models.classifier import ClassifierConfig
+from seqmodels.models.encoder import EncoderConfig
+from seqmodels.training import TrainerConfig
+
+_ENC, _CLF, _TR, _CLEAN = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig()
+
+
+def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(f"--{name}", default=default, action=argparse.BooleanOptionalAction,
+                        help=f"{help} (default: {'on' if default else 'off'})")
+
+
+def add_common_training(parser: argparse.ArgumentParser) -> None:
+    """Options every ``train`` sub-command shares: data, naming, run control, tracking."""
+    parser.add_argument("--train", required=True, metavar="FILE", help="training file (CSV, TSV, JSONL or Parquet)")
+    parser.add_argument("--val", metavar="FILE", help="validation file; default: 15%% of --train, stratified")
+    parser.add_argument("--test", metavar="FILE", help="test file; default: 15%% of --train, stratified")
+    parser.add_argument("--model-name", required=True, help="registered model name in MLflow")
+    parser.add_argument("--epochs", type=int, default=_TR.epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="stop training in time to stay within MINUTES, keeping the best checkpoint")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: CUDA with mixed precision when a GPU is present, else CPU (default: auto)")
+    parser.add_argument("--seed", type=int, default=_TR.seed, help="seed of split, init and batches (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue the latest unfinished run of --model-name from its checkpoint")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
+    parser.add_argument("--data-dir", help="where runs, Parquet files and the MLflow store go (default: $SEQFLOW_HOME or ./seqflow_data)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def add_classify(sub) -> None:
+    p = sub.add_parser("classify", help="sequence -> label (topics, sentiment)",
+                       description="Train an RNN text classifier end to end and register it in MLflow.")
+    add_common_training(p)
+    p.add_argument("--text-col", required=True, help="column with the text")
+    p.add_argument("--label-col", required=True, help="column with the class label")
+    m = p.add_argument_group("model options")
+    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=_ENC.cell, help="recurrent cell (default: %(default)s)")
+    m.add_argument("--embedding-dim", type=int, default=_ENC.embedding_dim, help="(default: %(default)s)")
+    m.add_argument("--hidden-dim", type=int, default=_ENC.hidden_dim, help="RNN units per direction (default: %(default)s)")
+    m.add_argument("--num-layers", type=int, default=_ENC.num_layers, help="stacked RNN layers (default: %(default)s)")
+    _bool_flag(m, "bidirectional", _ENC.bidirectional, "read the text in both directions")
+    m.add_argument("--dropout", type=float, default=_CLF.head_dropout, help="dropout between RNN layers and in the head (default: %(default)s)")
+    m.add_argument("--embedding-dropout", type=float, default=_ENC.embedding_dropout, help="(default: %(default)s)")
+    m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=_CLF.pooling,
+                   help="how RNN outputs become one vector: final states of both directions, max, mean (default: %(default)s)")
+    m.add_argument("--vocab-level", choices=["word", "char"], default="word", help="(default: %(default)s)")
+    m.add_argument("--max-vocab", type=int, default=50_000, help="vocabulary size cap, specials included (default: %(default)s)")
+    m.add_argument("--min-freq", type=int, default=1, help="minimum token count to enter the vocabulary (default: %(default)s)")
+    t = p.add_argument_group("training options")
+    t.add_argument("--batch-size", type=int, default=_TR.batch_size, help="(default: %(default)s)")
+    t.add_argument("--lr", type=float, default=_TR.lr, help="Adam learning rate (default: %(default)s)")
+    t.add_argument("--patience", type=int, default=_TR.patience, help="early-stopping patience in epochs (default: %(default)s)")
+    _bool_flag(t, "class-weights", False, "weight the loss by inverse class frequency")
+    c = p.add_argument_group("preprocessing options")
+    _bool_flag(c, "lowercase", _CLEAN.lower, "lower-case the text")
+    _bool_flag(c, "remove-stopwords", _CLEAN.remove_stopwords, "drop NLTK English stopwords")
+    _bool_flag(c, "drop-parentheses", _CLEAN.drop_parentheses, "drop text in parentheses")
+    p.set_defaults(handler=run_train_classify)
+
+
+def run_train_classify(args: argparse.Namespace) -> dict:
+    from flows.train_flow import train_classifier_flow
+
+    result = train_classifier_flow(
+        train=args.train, val=args.val, test=args.test, text_col=args.text_col, label_col=args.label_col,
+        model_name=args.model_name, epochs=args.epochs, time_budget_minutes=args.time_budget, device=args.device,
+        seed=args.seed, cell=args.cell, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers, bidirectional=args.bidirectional, dropout=args.dropout,
+        embedding_dropout=args.embedding_dropout, pooling=args.pooling, batch_size=args.batch_size, lr=args.lr,
+        patience=args.patience, class_weights=args.class_weights, vocab_level=args.vocab_level,
+        max_vocab=args.max_vocab, min_freq=args.min_freq, lowercase=args.lowercase,
+        remove_stopwords=args.remove_stopwords, drop_parentheses=args.drop_parentheses, resume=args.resume,
+        tracking_uri_override=args.tracking_uri, home=args.data_dir)
+    return result
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    from flows.demo import run_demo as demo
+
+    return demo(args.data_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqflow", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train, evaluate and register a model")
+    add_classify(train.add_subparsers(dest="kind", required=True, metavar="KIND"))
+    demo = commands.add_parser("demo", help="train on the shipped headline sample and show where everything is")
+    demo.add_argument("--data-dir", help="where the demo writes (default: $SEQFLOW_HOME or ./seqflow_data)")
+    demo.set_defaults(handler=run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, and no phoning home
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    stdout = sys.stdout
+    sys.stdout = sys.stderr  # everything but the final JSON line goes to stderr
+    try:
+        result = args.handler(args)
+    except Exception as err:  # a clear one-line error for users; the traceback with SEQFLOW_DEBUG=1
+        if os.environ.get("SEQFLOW_DEBUG"):
+            raise
+        print(f"seqflow: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = stdout
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The training flow: ingest -> preprocess -> split -> fit tokenizer -> train -> evaluate -> register."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, runtime
+
+from seqmodels.cleaning import CleanConfig
+from seqmodels.models.classifier import ClassifierConfig
+from seqmodels.models.encoder import EncoderConfig
+from seqmodels.training import TrainerConfig
+from tasks.prepare import fit_tokenizer, ingest_file, preprocess_file, split_dataset
+from tasks.registry import log_evaluation, register_model
+from tasks.settings import data_dir, tracking_uri
+from tasks.tracking import start_tracking
+from tasks.train import config_params, evaluate_model, train_model
+
+_ENC, _CLF, _TR, _CLEAN = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig()
+
+
+@flow(name="train-classifier", log_prints=True)
+def train_classifier_flow(
+    train: str,
+    model_name: str,
+    text_col: str = "text",
+    label_col: str = "label",
+    val: str | None = None,
+    test: str | None = None,
+    epochs: int = _TR.epochs,
+    time_budget_minutes: float | None = None,
+    device: Literal["auto", "cpu", "cuda"] = "auto",
+    seed: int = _TR.seed,
+    cell: Literal["rnn", "gru", "lstm"] = _ENC.cell,
+    embedding_dim: int = _ENC.embedding_dim,
+    hidden_dim: int = _ENC.hidden_dim,
+    num_layers: int = _ENC.num_layers,
+    bidirectional: bool = _ENC.bidirectional,
+    dropout: float = _CLF.head_dropout,
+    embedding_dropout: float = _ENC.embedding_dropout,
+    pooling: Literal["last", "max", "mean", "last_max"] = _CLF.pooling,
+    batch_size: int = _TR.batch_size,
+    lr: float = _TR.lr,
+    patience: int = _TR.patience,
+    class_weights: bool = False,
+    vocab_level: Literal["word", "char"] = "word",
+    max_vocab: int | None = 50_000,
+    min_freq: int = 1,
+    lowercase: bool = _CLEAN.lower,
+    remove_stopwords: bool = _CLEAN.remove_stopwords,
+    drop_parentheses: bool = _CLEAN.drop_parentheses,
+    resume: bool = False,
+    tracking_uri_override: str | None = None,
+    home: str | None = None,
+) -> dict:
+    """Train a text classifier, track it in MLflow and register it behind the promotion gate."""
+    home_dir = data_dir(home)
+    uri = tracking_uri(tracking_uri_override, home)
+    run_dir = _run_dir(home_dir, model_name, resume)
+    clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses))
+    encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
+                            bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout)
+    model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
+    trainer_config = TrainerConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
+                                   seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
+    params = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
+              "vocab_level": vocab_level, "max_vocab": max_vocab, "min_freq": min_freq, "class_weights": class_weights,
+              **{f"clean.{k}": v for k, v in clean.items()}, **config_params(model_config, trainer_config)}
+    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params, _tags(run_dir), home)
+
+    # extract: every given file into the canonical table, then cleaned and tokenised
+    given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
+    raw = {part: ingest_file(path, str(run_dir / f"raw_{part}.parquet"), text_col, label_col) for part, path in given.items()}
+    cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
+    splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
+    # transform: vocabulary, training, evaluation
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), vocab_level, max_vocab, min_freq, clean)
+    model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
+                            asdict(trainer_config), class_weights, resume, run_id)
+    evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device)
+    # load: tracking and the registry
+    log_evaluation(run_id, evaluation, uri)
+    registered = register_model(run_id, model_dir, model_name, splits["test"], uri, device=device)
+    (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
+            "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}
+
+
+def _run_dir(home: Path, model_name: str, resume: bool) -> Path:
+    """A new run directory, or with ``resume`` the latest unfinished one of this model name."""
+    runs = home / "runs" / model_name
+    if resume:
+        unfinished = sorted(p for p in runs.glob("*") if (p / "checkpoints" / "last.pt").exists() and not (p / "DONE").exists())
+        if not unfinished:
+            raise FileNotFoundError(f"--resume: no unfinished run of {model_name!r} with a checkpoint under {runs}")
+        return unfinished[-1]
+    path = runs / time.strftime("%Y%m%d-%H%M%S")
+    while path.exists():
+        path = path.with_name(path.name + "-1")
+    path.mkdir(parents=True)
+    return path
+
+
+def _tags(run_dir: Path) -> dict:
+    return {"prefect_flow_run_id": str(runtime.flow_run.id or ""), "seqflow.task": "classify", "run_dir": str(run_dir)}

@@ -1,0 +1,113 @@
+"""Length-bucketed batches of variable-length id sequences, padded in one vectorised step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from seqmodels.vocab import PAD_ID, UNK_ID
+
+
+@dataclass
+class SequenceData:
+    """Sequences stored flat (CSR): ``ids[offsets[i]:offsets[i+1]]`` is sequence ``i``; ``targets`` per sequence."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    targets: np.ndarray | None = None
+
+    @classmethod
+    def from_arrow(cls, id_lists: pa.ListArray | pa.ChunkedArray, targets: np.ndarray | None = None) -> "SequenceData":
+        """From an Arrow ``list<int>`` column; an empty sequence becomes one ``<unk>`` so every length is >= 1."""
+        if isinstance(id_lists, pa.ChunkedArray):
+            id_lists = id_lists.combine_chunks()
+        lengths = np.maximum(id_lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), 1)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = np.full(offsets[-1], UNK_ID, dtype=np.int64)
+        flat = id_lists.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        raw_lengths = id_lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        nonempty = raw_lengths > 0
+        ids[_positions(offsets[:-1][nonempty], raw_lengths[nonempty])] = flat
+        return cls(ids=ids, offsets=offsets, targets=targets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat indices ``start .. start+length`` of every sequence, concatenated."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    seq_of = np.repeat(np.arange(len(lengths)), lengths)
+    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return starts[seq_of] + within
+
+
+def pad_batch(data: SequenceData, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded ``(batch, max_len)`` int64 tokens and ``(batch,)`` lengths for the rows in ``index``."""
+    starts, lengths = data.offsets[index], data.lengths[index]
+    max_len = int(lengths.max())
+    grid = np.arange(max_len)
+    mask = grid[None, :] < lengths[:, None]  # (batch, max_len)
+    tokens = np.full((len(index), max_len), PAD_ID, dtype=np.int64)
+    tokens[mask] = data.ids[(starts[:, None] + grid[None, :])[mask]]
+    return torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64))
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
+                     bucket_factor: int = 50) -> list[np.ndarray]:
+    """Batches of row indices of similar length.
+
+    Shuffled: rows are permuted, sorted by length inside pools of ``batch_size * bucket_factor``,
+    cut into batches, and the batch order is shuffled (seeded). Not shuffled: sorted by length.
+    """
+    n = len(lengths)
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    pool = batch_size * bucket_factor
+    batches = []
+    for start in range(0, n, pool):
+        members = order[start : start + pool]
+        members = members[np.argsort(lengths[members], kind="stable")]
+        batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class BatchLoader:
+    """Iterable of ready batches (dicts of tensors) for one epoch; reshuffled per epoch by ``set_epoch``."""
+
+    def __init__(self, data: SequenceData, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
+                 pin_memory: bool = False):
+        self.data, self.batch_size, self.shuffle, self.seed, self.pin_memory = data, batch_size, shuffle, seed, pin_memory
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.data) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for index in bucketed_batches(self.data.lengths, self.batch_size, self.shuffle, self.seed + self.epoch):
+            yield self.collate(index)
+
+    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        tokens, lengths = pad_batch(self.data, index)
+        batch = {"tokens": tokens, "lengths": lengths, "index": torch.from_numpy(np.asarray(index, dtype=np.int64))}
+        if self.data.targets is not None:
+            batch["targets"] = torch.from_numpy(self.data.targets[index])
+        if self.pin_memory:
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return batch

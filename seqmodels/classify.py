@@ -1,0 +1,121 @@
+"""The classification stages on Parquet files: preprocess, fit the featurizer, train, evaluate.
+
+Each function reads and writes files so orchestration can run them as separate steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from seqmodels.batching import BatchLoader
+from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig, text_to_tokens
+from seqmodels.metrics import classification_metrics
+from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.predict import ClassifierPredictor, save_model_dir
+from seqmodels.training import Callback, Trainer, TrainerConfig, TrainResult, seed_everything
+from seqmodels.vocab import LabelMap
+
+
+def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | Path) -> Path:
+    """Write Parquet to a temporary name and rename it, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    return path
+
+
+def preprocess_table(raw_path: str | Path, out_path: str | Path, clean: CleanConfig) -> Path:
+    """Add ``clean`` (cleaned string) and ``tokens`` (word tokens) columns to a canonical table."""
+    table = pq.read_table(raw_path)
+    cleaned, tokens = text_to_tokens(table.column("text").combine_chunks(), clean)
+    return write_parquet_atomic(table.append_column("clean", cleaned).append_column("tokens", tokens), out_path)
+
+
+def _columns(path: str | Path) -> tuple[pa.Array, pa.ListArray, list[str]]:
+    table = pq.read_table(path, columns=["clean", "tokens", "label"])
+    tokens = table.column("tokens").combine_chunks().cast(TOKENS_TYPE)
+    return table.column("clean").combine_chunks(), tokens, table.column("label").to_pylist()
+
+
+def fit_featurizer(train_path: str | Path, out_dir: str | Path, config: FeaturizerConfig) -> Path:
+    """Fit the vocabulary and label map on the training split; save both as JSON in ``out_dir``."""
+    cleaned, tokens, labels = _columns(train_path)
+    Featurizer.fit(cleaned, tokens, config).save(out_dir)
+    LabelMap.fit(labels).save(Path(out_dir) / "labels.json")
+    return Path(out_dir)
+
+
+def _encoded(path, featurizer: Featurizer, labels: LabelMap):
+    cleaned, tokens, names = _columns(path)
+    return featurizer.encode(cleaned, tokens, labels.encode(names))
+
+
+def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0)."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    weights = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.tensor(weights * num_classes / weights.sum(), dtype=torch.float32)
+
+
+def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir,
+                     model_config: ClassifierConfig, trainer_config: TrainerConfig, use_class_weights: bool = False,
+                     resume: bool = False, callbacks: tuple[Callback, ...] = ()) -> tuple[Path, TrainResult]:
+    """Train on the train split, select on val, save the best weights as a model directory."""
+    seed_everything(trainer_config.seed)
+    featurizer = Featurizer.load(featurizer_dir)
+    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
+    train_data, val_data = _encoded(train_path, featurizer, labels), _encoded(val_path, featurizer, labels)
+    encoder = replace(model_config.encoder, **_encoder_fields(featurizer))
+    config = replace(model_config, encoder=encoder, num_classes=len(labels))
+    weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
+    model = RNNClassifier(config, class_weights=weights)
+    pin = trainer_config.device != "cpu" and torch.cuda.is_available()
+    trainer = Trainer(model, trainer_config,
+                      BatchLoader(train_data, trainer_config.batch_size, shuffle=True, seed=trainer_config.seed, pin_memory=pin),
+                      BatchLoader(val_data, 512, pin_memory=pin), checkpoint_dir=checkpoint_dir, callbacks=callbacks)
+    if resume:
+        trainer.resume()
+    result = trainer.fit()
+    save_model_dir(model_dir, "classify", trainer.model, featurizer, labels)
+    (Path(model_dir) / "history.json").write_text(json.dumps(result.__dict__, indent=2), encoding="utf-8")
+    return Path(model_dir), result
+
+
+def _encoder_fields(featurizer: Featurizer) -> dict:
+    """EncoderConfig fields fixed by the featurizer (vocabulary sizes and the like)."""
+    if hasattr(featurizer, "encoder_fields"):
+        return featurizer.encoder_fields()
+    return {"vocab_size": len(featurizer.vocab)}
+
+
+def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
+    """Predict the test split from its raw text (as a registry consumer would) and score it."""
+    predictor = ClassifierPredictor.load(model_dir, device)
+    table = pq.read_table(test_path, columns=["text", "label"])
+    predicted = predictor.predict_texts(table.column("text").combine_chunks())
+    y_true = predictor.labels.encode(table.column("label").to_pylist())
+    y_pred = predictor.labels.encode(predicted["label"].tolist())
+    metrics, per_class, confusion = classification_metrics(y_true, y_pred, predictor.labels.labels)
+    metrics["num_test"] = len(y_true)
+    return {"metrics": metrics, "per_class": per_class, "confusion": confusion, "labels": predictor.labels.labels}
+
+
+def gate_score(model_dir, test_path, device: str = "auto") -> float:
+    """Accuracy of any saved classifier on a test file, comparing label names (label sets may differ)."""
+    predictor = ClassifierPredictor.load(model_dir, device)
+    table = pq.read_table(test_path, columns=["text", "label"])
+    predicted = predictor.predict_texts(table.column("text").combine_chunks())["label"].to_numpy()
+    return float((predicted == np.asarray(table.column("label").to_pylist(), dtype=object)).mean())

@@ -1,0 +1,83 @@
+"""Sequence -> label: recurrent encoder, pooling, MLP head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
+
+POOLINGS = ("last", "max", "mean", "last_max")
+
+
+@dataclass
+class ClassifierConfig:
+    """An RNN text classifier: encoder, pooling of its outputs and the MLP head."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    num_classes: int = 2
+    pooling: str = "max"
+    head_hidden_dim: int = 100
+    head_dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = EncoderConfig(**self.encoder)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassifierConfig":
+        return cls(**data)
+
+
+class RNNClassifier(nn.Module):
+    """Embedding -> RNN | GRU | LSTM -> pooling (last / max / mean) -> Linear-ReLU-Dropout-Linear."""
+
+    def __init__(self, config: ClassifierConfig, class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config
+        self.encoder = RecurrentEncoder(config.encoder)
+        pooled_dim = config.encoder.output_dim * (2 if config.pooling == "last_max" else 1)
+        self.head = nn.Sequential(
+            nn.Dropout(config.head_dropout),
+            nn.Linear(pooled_dim, config.head_hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.head_dropout),
+            nn.Linear(config.head_hidden_dim, config.num_classes),
+        )
+        self.register_buffer("class_weights", class_weights, persistent=False)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(batch, num_classes)`` for a padded batch (``tokens (batch, max_len)``, ``lengths``)."""
+        outputs, final = self.encoder(batch)
+        return self.head(self.pool(outputs, final, batch["lengths"]))
+
+    def pool(self, outputs: torch.Tensor, final: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pool ``outputs (batch, max_len, dim)`` over the real steps only."""
+        if self.config.pooling == "last":
+            return final
+        mask = torch.arange(outputs.shape[1], device=outputs.device)[None, :] < lengths.to(outputs.device)[:, None]
+        mask = mask.unsqueeze(-1)  # (batch, max_len, 1)
+        if self.config.pooling == "mean":
+            return (outputs * mask).sum(1) / mask.sum(1).clamp(min=1)
+        maxed = outputs.masked_fill(~mask, float("-inf")).max(1).values  # (batch, dim)
+        return maxed if self.config.pooling == "max" else torch.cat([final, maxed], dim=-1)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The trainer's view of the model: loss, and correct / counted predictions for accuracy."""
+        logits = self(batch)
+        targets = batch["targets"]
+        loss = F.cross_entropy(logits.float(), targets, weight=self.class_weights)
+        return {"loss": loss, "correct": (logits.argmax(-1) == targets).sum(), "count": torch.tensor(len(targets))}
+
+    @torch.no_grad()
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities ``(batch, num_classes)``."""
+        return torch.softmax(self(batch).float(), dim=-1)

@@ -1,0 +1,103 @@
+"""Saved models and prediction from raw text.
+
+A model directory is everything needed to predict, and nothing pickled: ``model.pt`` (state_dict),
+``model.json`` (task kind + model config), ``featurizer.json`` + ``vocab.json`` (preprocessing and
+vocabulary), ``labels.json`` (label map). The MLflow pyfunc and the nightly batch flow both predict
+through :func:`load_predictor`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from seqmodels import __version__
+from seqmodels.batching import BatchLoader, SequenceData
+from seqmodels.featurize import Featurizer
+from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.training import resolve_device
+from seqmodels.vocab import LabelMap
+
+MODEL_FILES = ("model.pt", "model.json", "featurizer.json", "vocab.json", "labels.json")
+
+
+def save_model_dir(directory: str | Path, task: str, model: torch.nn.Module, featurizer: Featurizer,
+                   labels: LabelMap) -> Path:
+    """Write a self-describing model directory (state_dict + config + vocabulary + label map)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / "model.pt")
+    meta = {"task": task, "model_config": model.config.to_dict(), "seqflow_version": __version__}
+    (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    featurizer.save(directory)
+    labels.save(directory / "labels.json")
+    return directory
+
+
+def read_model_meta(directory: str | Path) -> dict:
+    """``model.json`` of a model directory: its task kind and model config."""
+    return json.loads((Path(directory) / "model.json").read_text(encoding="utf-8"))
+
+
+class ClassifierPredictor:
+    """Raw texts -> (label, score) with a trained :class:`RNNClassifier`."""
+
+    task = "classify"
+
+    def __init__(self, model: RNNClassifier, featurizer: Featurizer, labels: LabelMap, device: torch.device):
+        self.model, self.featurizer, self.labels, self.device = model.eval(), featurizer, labels, device
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "ClassifierPredictor":
+        directory = Path(directory)
+        target = resolve_device(device)
+        config = ClassifierConfig.from_dict(read_model_meta(directory)["model_config"])
+        model = RNNClassifier(config)
+        model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
+        return cls(model.to(target), Featurizer.load(directory), LabelMap.load(directory / "labels.json"), target)
+
+    @torch.inference_mode()
+    def predict_ids(self, data: SequenceData, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids and their probabilities, in input order; batches are sorted by length."""
+        label_ids = np.empty(len(data), dtype=np.int64)
+        scores = np.empty(len(data), dtype=np.float32)
+        loader = BatchLoader(data, batch_size=batch_size, shuffle=False, pin_memory=self.device.type == "cuda")
+        for batch in loader:
+            index = batch["index"].numpy()
+            batch = {k: (v.to(self.device, non_blocking=True) if k != "lengths" else v) for k, v in batch.items()}
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+                proba = self.model.predict_proba(batch)  # (batch, num_classes)
+            best = proba.max(dim=-1)
+            label_ids[index] = best.indices.cpu().numpy()
+            scores[index] = best.values.cpu().numpy()
+        return label_ids, scores
+
+    def predict_texts(self, texts: Sequence[str | None] | pa.Array, batch_size: int = 512) -> pd.DataFrame:
+        """``label`` (class name) and ``score`` (its probability) for each raw text, in order."""
+        if len(texts) == 0:
+            return pd.DataFrame({"label": pd.Series([], dtype=object), "score": pd.Series([], dtype="float64")})
+        label_ids, scores = self.predict_ids(self.featurizer.encode_texts(texts), batch_size)
+        names = np.asarray(self.labels.labels, dtype=object)
+        return pd.DataFrame({"label": names[label_ids], "score": scores.astype(np.float64)})
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The pyfunc contract: a DataFrame with a ``text`` column in, ``label`` and ``score`` out."""
+        if "text" not in frame.columns:
+            raise ValueError(f"input needs a 'text' column; got columns {list(frame.columns)}")
+        texts = frame["text"].astype(object).where(frame["text"].notna(), None).tolist()
+        return self.predict_texts(texts)
+
+
+def load_predictor(directory: str | Path, device: str = "auto"):
+    """The predictor for whatever task kind the model directory holds."""
+    task = read_model_meta(directory)["task"]
+    predictors = {"classify": ClassifierPredictor}
+    if task not in predictors:
+        raise ValueError(f"{directory}: unknown task kind {task!r}; this seqflow knows {sorted(predictors)}")
+    return predictors[task].load(directory, device)

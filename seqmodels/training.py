@@ -1,0 +1,237 @@
+"""A model-agnostic training loop: early stopping, LR schedule, clipping, AMP, checkpoints, time budget.
+
+The trainer knows nothing about the model beyond ``model.step(batch) -> {"loss", "correct", "count"}``.
+Events go to callbacks (``on_epoch_end(trainer, record)``), which is how tracking is plugged in from
+outside the library.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on validation loss."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    patience: int = 5
+    lr_patience: int = 1
+    lr_factor: float = 0.5
+    time_budget_s: float | None = None
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 42
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What training produced: per-epoch history, the best epoch and why it stopped."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    stop_reason: str = "max_epochs"
+    train_time_s: float = 0.0
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None: ...
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Fits ``model`` on ``train_loader`` and selects the epoch with the lowest validation loss."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainerConfig, train_loader, val_loader,
+                 checkpoint_dir: str | Path | None = None, callbacks: Iterable[Callback] = ()):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.callbacks = list(callbacks)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.result = TrainResult()
+        self.start_epoch = 1
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    # ---- the loop -------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train until max epochs, early stopping or the time budget; the best weights are kept."""
+        started = time.monotonic() - self.result.train_time_s
+        deadline = started + self.config.time_budget_s if self.config.time_budget_s else math.inf
+        epochs_without_gain = self._epochs_since_best()
+        for epoch in range(self.start_epoch, self.config.epochs + 1):
+            if self._no_time_for_another_epoch(deadline):
+                self.result.stop_reason = "time_budget"
+                break
+            epoch_start = time.monotonic()
+            train_loss, finished = self._train_epoch(epoch, deadline)
+            if not finished:
+                self.result.stop_reason = "time_budget"
+                break
+            val_loss, val_accuracy = self.evaluate(self.val_loader)
+            self.scheduler.step(val_loss)
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy,
+                      "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.monotonic() - epoch_start}
+            self.result.history.append(record)
+            self.result.train_time_s = time.monotonic() - started
+            improved = val_loss < self.result.best_val_loss
+            if improved:
+                self.result.best_val_loss, self.result.best_epoch = val_loss, epoch
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                epochs_without_gain = 0
+            else:
+                epochs_without_gain += 1
+            self._save_checkpoints(epoch, improved)
+            log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f  %.1fs%s", epoch, train_loss,
+                     val_loss, val_accuracy, record["epoch_time_s"], "  *best*" if improved else "")
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, record)
+            if epochs_without_gain >= self.config.patience:
+                self.result.stop_reason = "early_stopping"
+                break
+        self.result.train_time_s = time.monotonic() - started
+        self._restore_best()
+        return self.result
+
+    def _train_epoch(self, epoch: int, deadline: float) -> tuple[float, bool]:
+        """One pass over the training batches; returns (mean loss, whether the epoch finished in time)."""
+        self.model.train()
+        if hasattr(self.train_loader, "set_epoch"):
+            self.train_loader.set_epoch(epoch)
+        torch.manual_seed(self.config.seed + epoch)  # dropout masks reproducible across --resume
+        total, count = 0.0, 0
+        for batch in self._progress(self.train_loader, f"epoch {epoch}"):
+            if time.monotonic() > deadline:
+                return total / max(count, 1), False
+            batch = self._to_device(batch)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                out = self.model.step(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(out["loss"]).backward()
+            if self.config.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            n = int(out["count"])
+            total, count = total + float(out["loss"].detach()) * n, count + n
+        return total / max(count, 1), True
+
+    @torch.no_grad()
+    def evaluate(self, loader) -> tuple[float, float]:
+        """Mean loss and accuracy of the current weights over ``loader``."""
+        self.model.eval()
+        loss, correct, count = 0.0, 0, 0
+        for batch in loader:
+            batch = self._to_device(batch)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                out = self.model.step(batch)
+            n = int(out["count"])
+            loss, correct, count = loss + float(out["loss"]) * n, correct + int(out["correct"]), count + n
+        return loss / max(count, 1), correct / max(count, 1)
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        return {k: (v.to(self.device, non_blocking=non_blocking) if k != "lengths" else v) for k, v in batch.items()}
+
+    def _progress(self, loader, desc: str):
+        if self.config.progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            return tqdm(loader, desc=desc, leave=False, file=sys.stderr)
+        return loader
+
+    def _no_time_for_another_epoch(self, deadline: float) -> bool:
+        if deadline == math.inf or not self.result.history:
+            return time.monotonic() > deadline
+        mean_epoch = sum(r["epoch_time_s"] for r in self.result.history) / len(self.result.history)
+        return time.monotonic() + mean_epoch > deadline
+
+    def _epochs_since_best(self) -> int:
+        return (self.result.history[-1]["epoch"] - self.result.best_epoch) if self.result.history else 0
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def _save_checkpoints(self, epoch: int, improved: bool) -> None:
+        """``last.pt`` (everything needed to resume) every epoch; ``best.pt`` (weights) on improvement."""
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if improved:
+            atomic_save(self._best_state, self.checkpoint_dir / "best.pt")
+        state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                 "result": asdict(self.result), "torch_rng": torch.get_rng_state()}
+        atomic_save(state, self.checkpoint_dir / "last.pt")
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` when there is one; returns whether it resumed."""
+        path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+        if path is None or not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.result = TrainResult(**state["result"])
+        torch.set_rng_state(state["torch_rng"])
+        self.start_epoch = state["epoch"] + 1
+        log.info("resumed from %s at epoch %d (best epoch %d)", path, state["epoch"], self.result.best_epoch)
+        return True
+
+    def _restore_best(self) -> None:
+        best = self.checkpoint_dir / "best.pt" if self.checkpoint_dir else None
+        if self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        elif best is not None and best.exists():
+            self.model.load_state_dict(torch.load(best, map_location=self.device, weights_only=True))
+        elif self.result.best_epoch == 0:
+            log.warning("no epoch finished; the model keeps its initial weights")
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary name, then rename, so a crash never leaves a half-written file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over seqmodels that pass file paths between them. MLflow lives here."""

@@ -1,0 +1,62 @@
+"""Ingest, preprocess, split and fit the tokenizer: each a Prefect task on Parquet paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+
+from seqmodels.classify import fit_featurizer, preprocess_table, write_parquet_atomic
+from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import FeaturizerConfig
+from seqmodels.readers import ReadSpec, read_labeled
+from seqmodels.split import SplitConfig, stratified_split
+from seqmodels.vocab import VocabConfig
+
+
+@task(retries=1, retry_delay_seconds=2)
+def ingest_file(path: str, out_path: str, text_col: str, label_col: str, fmt: str | None = None,
+                encoding: str = "utf-8") -> str:
+    """Read a user's labelled file (CSV / TSV / JSONL / Parquet) into the canonical Parquet table."""
+    table = read_labeled(path, ReadSpec(text_col=text_col, label_col=label_col, fmt=fmt, encoding=encoding))
+    table["source"] = str(path)
+    return str(write_parquet_atomic(table, out_path))
+
+
+@task
+def preprocess_file(raw_path: str, out_path: str, clean: dict) -> str:
+    """Clean and tokenise the text column into ``clean`` / ``tokens`` columns."""
+    return str(preprocess_table(raw_path, out_path, CleanConfig(**clean)))
+
+
+@task
+def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int) -> dict[str, str]:
+    """Stratified, seeded train / val / test files; parts the user gave are kept as they are.
+
+    With no val and no test file: 70 / 15 / 15. With one of them given, the other is cut from train
+    (15 % of it).
+    """
+    missing = [part for part in ("val", "test") if part not in clean_paths]
+    if not missing:
+        return dict(clean_paths)
+    table = pq.read_table(clean_paths["train"])
+    fractions = {"val": 0.15, "test": 0.15} if len(missing) == 2 else {missing[0]: 0.15, _other(missing[0]): 0.0}
+    config = SplitConfig(train=1 - sum(fractions.values()), val=fractions["val"], test=fractions["test"], seed=seed)
+    parts = dict(zip(("train", "val", "test"), stratified_split(table.column("label").to_numpy(), config)))
+    out = dict(clean_paths)
+    for part in ["train", *missing]:
+        out[part] = str(write_parquet_atomic(table.take(pa.array(parts[part])), Path(out_dir) / f"{part}.parquet"))
+    return out
+
+
+def _other(part: str) -> str:
+    return "test" if part == "val" else "val"
+
+
+@task
+def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict) -> str:
+    """Fit the vocabulary (word or character level) and label map on train; saved as JSON."""
+    config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq))
+    return str(fit_featurizer(train_path, out_dir, config))
