@@ -1,0 +1,58 @@
+"""Cleaning steps, the shipped stopword list, and vocabulary / label-map round trips."""
+
+import pyarrow as pa
+
+from seqmodels.cleaning import CleanConfig, clean_and_tokenize, english_stopwords
+from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
+from seqmodels.vocab import PAD, UNK, LabelMap, Vocabulary, VocabConfig
+
+
+def test_lesson_cleaning_steps():
+    cleaned, tokens = clean_and_tokenize(["Wall St. Bears Claw Back Into the Black (Reuters)", None])
+    assert cleaned == ["wall st bears claw back black", None]
+    assert tokens[0] == ["wall", "st", "bears", "claw", "back", "black"]
+
+
+def test_steps_can_be_switched_off():
+    config = CleanConfig(lower=False, remove_stopwords=False, drop_parentheses=False)
+    cleaned, _ = clean_and_tokenize(["The Oil (AP) -- up!"], config)
+    assert cleaned == ["The Oil AP up"]
+
+
+def test_stopword_list_ships_with_the_package():
+    words = english_stopwords()
+    assert {"the", "and", "don't", "wouldn't"} <= set(words) and len(words) >= 179
+
+
+def test_vocabulary_specials_size_and_frequency():
+    vocab = Vocabulary.fit([["a", "b", "a"], ["c", "a", "b"]], VocabConfig(max_size=4, min_freq=2))
+    assert vocab.tokens == [PAD, UNK, "a", "b"]
+    ids = vocab.encode([["a", "zzz"], []]).to_pylist()
+    assert ids == [[2, 1], []]
+
+
+def test_vocabulary_and_labels_round_trip(tmp_path):
+    vocab = Vocabulary.fit([["x", "y"], ["y", "ü"]], VocabConfig(level="word"))
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json") == vocab
+    labels = LabelMap.fit(["b", "a", "b"])
+    labels.save(tmp_path / "l.json")
+    assert LabelMap.load(tmp_path / "l.json").labels == ["a", "b"]
+
+
+def test_featurizer_round_trip_encodes_identically(tmp_path):
+    texts = ["Stocks rally as oil falls", "Team wins the final", "Oil up"]
+    for level in ("word", "char"):
+        config = FeaturizerConfig(vocab=VocabConfig(level=level))
+        featurizer = Featurizer.fit(*text_to_tokens(texts, config.clean), config)
+        featurizer.save(tmp_path / level)
+        loaded = Featurizer.load(tmp_path / level)
+        a, b = featurizer.encode_texts(texts + ["unseen words"]), loaded.encode_texts(texts + ["unseen words"])
+        assert (a.ids == b.ids).all() and (a.offsets == b.offsets).all()
+
+
+def test_empty_cleaned_text_becomes_one_unknown_token():
+    config = FeaturizerConfig()
+    featurizer = Featurizer.fit(*text_to_tokens(["oil prices"], config.clean), config)
+    data = featurizer.encode_texts(["the and of", "oil"])
+    assert data.lengths.tolist() == [1, 1] and data.ids.tolist() == [1, 2]

@@ -1,0 +1,96 @@
+"""The training flow for real: Prefect's ephemeral API, a SQLite MLflow store, Parquet on disk."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+WORDS = {"sports": ["goal", "match", "coach", "league", "striker"],
+         "business": ["stocks", "market", "profit", "shares", "bank"],
+         "science": ["nasa", "genome", "planet", "laser", "quantum"]}
+
+
+def headlines(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        topic = list(WORDS)[i % 3]
+        words = list(rng.choice(WORDS[topic], size=3)) + ["today", "news"][: int(rng.integers(3))]
+        rows.append({"headline": " ".join(rng.permutation(words)).title(), "topic": topic})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    home = tmp_path_factory.mktemp("seqflow")
+    headlines(240, 0).to_csv(home / "train.csv", index=False)
+    return home
+
+
+def run_flow(store, **overrides):
+    from flows.train_flow import train_classifier_flow
+
+    params = dict(train=str(store / "train.csv"), text_col="headline", label_col="topic", model_name="topics",
+                  epochs=6, embedding_dim=16, hidden_dim=16, batch_size=16, lr=1e-2, home=str(store),
+                  tracking_uri_override=f"sqlite:///{store / 'mlflow.db'}")
+    return train_classifier_flow(**{**params, **overrides})
+
+
+def test_champion_then_challenger_then_fresh_process_predicts(prefect_harness, store):
+    first = run_flow(store)
+    assert first["alias"] == "champion" and first["model_version"] == "1"
+    assert first["metrics"]["accuracy"] >= 0.9
+    assert {"accuracy", "f1_macro", "f1_weighted"} <= set(first["metrics"])
+    for part in ("train", "val", "test"):
+        assert pd.read_parquet(first["files"][part]).shape[0] > 0
+
+    worse = run_flow(store, epochs=1, lr=1e-6)  # barely trained: cannot beat the champion
+    assert worse["alias"] == "challenger" and worse["model_version"] == "2"
+
+    client = MlflowClient(tracking_uri=first["tracking_uri"], registry_uri=first["tracking_uri"])
+    assert str(client.get_model_version_by_alias("topics", "champion").version) == "1"
+    tags = client.get_model_version("topics", "2").tags
+    assert float(tags["gate_score"]) < float(tags["champion_score_before"])
+    run = client.get_run(first["run_id"])
+    assert run.data.tags["prefect_flow_run_id"]
+    assert {"train_loss", "val_loss", "val_accuracy", "epoch_time_s", "test_accuracy"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(first["run_id"], "val_loss")) >= 1
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/learning_curves.png"} <= artifacts
+
+    code = ("import mlflow, pandas as pd, json; m = mlflow.pyfunc.load_model('models:/topics@champion'); "
+            "out = m.predict(pd.DataFrame({'text': ['Striker Scores Goal In League Match', 'Bank Shares And Stocks Fall']})); "
+            "print(json.dumps(out.to_dict('list')))")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": first["tracking_uri"]}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=str(store))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["label"] == ["sports", "business"]
+    assert all(0.0 < s <= 1.0 for s in out["score"])
+
+
+def test_cli_prints_a_json_last_line(prefect_harness, store, capsys):
+    from flows.cli import main
+
+    code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "headline",
+                 "--label-col", "topic", "--model-name", "cli-topics", "--epochs", "2", "--data-dir", str(store),
+                 "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--embedding-dim", "8", "--hidden-dim", "8"])
+    assert code == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"model_name", "model_version", "model_uri", "alias", "metrics"} <= set(last)
+    assert last["model_uri"] == "models:/cli-topics@champion"
+
+
+def test_cli_reports_bad_input_clearly(prefect_harness, store, capsys):
+    from flows.cli import main
+
+    code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "title",
+                 "--label-col", "topic", "--model-name", "bad", "--data-dir", str(store)])
+    assert code == 1
+    assert "column 'title': no such column" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""The trainer: it can overfit a tiny batch, resume exactly from a checkpoint, and respect a time budget."""
+
+import numpy as np
+import pytest
+import torch
+
+from seqmodels.batching import BatchLoader, SequenceData, bucketed_batches, pad_batch
+from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.models.encoder import EncoderConfig
+from seqmodels.training import Trainer, TrainerConfig, seed_everything
+
+
+def toy_data(n=64, seed=0) -> SequenceData:
+    """Class = whether token 2 or token 3 appears; lengths 1..6."""
+    rng = np.random.default_rng(seed)
+    seqs, targets = [], []
+    for _ in range(n):
+        label = int(rng.integers(2))
+        seq = list(rng.integers(4, 20, size=int(rng.integers(0, 6))))
+        seq.insert(int(rng.integers(len(seq) + 1)), 2 + label)
+        seqs.append(seq)
+        targets.append(label)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    return SequenceData(np.concatenate(seqs).astype(np.int64), offsets, np.array(targets, dtype=np.int64))
+
+
+def make_model(seed=0) -> RNNClassifier:
+    seed_everything(seed)
+    encoder = EncoderConfig(vocab_size=20, embedding_dim=16, hidden_dim=16)
+    return RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=2, head_hidden_dim=16, head_dropout=0.0))
+
+
+def make_trainer(model, tmp_path=None, **overrides) -> Trainer:
+    config = TrainerConfig(**{"epochs": 4, "lr": 1e-2, "batch_size": 16, "patience": 50, "progress": False, **overrides})
+    data = toy_data()
+    return Trainer(model, config, BatchLoader(data, 16, shuffle=True, seed=1), BatchLoader(toy_data(32, seed=1), 32),
+                   checkpoint_dir=tmp_path)
+
+
+def test_padding_and_buckets():
+    data = toy_data(10)
+    tokens, lengths = pad_batch(data, np.array([0, 3]))
+    assert tokens.shape == (2, int(lengths.max()))
+    assert tokens[0, : lengths[0]].tolist() == data.ids[data.offsets[0] : data.offsets[1]].tolist()
+    batches = bucketed_batches(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, shuffle=True, seed=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(6))
+
+
+def test_overfits_a_tiny_batch():
+    trainer = make_trainer(make_model(), epochs=40)
+    trainer.train_loader = trainer.val_loader = BatchLoader(toy_data(16), 16)
+    trainer.fit()
+    loss, accuracy = trainer.evaluate(trainer.val_loader)
+    assert accuracy == 1.0 and loss < 0.05
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = make_trainer(make_model(), tmp_path / "a", epochs=4)
+    straight.fit()
+    interrupted = make_trainer(make_model(), tmp_path / "b", epochs=2)
+    interrupted.fit()
+    resumed = make_trainer(make_model(seed=99), tmp_path / "b", epochs=4)
+    assert resumed.resume() and resumed.start_epoch == 3
+    resumed.fit()
+    assert [r["val_loss"] for r in resumed.result.history] == pytest.approx([r["val_loss"] for r in straight.result.history])
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value)
+    assert (tmp_path / "b" / "best.pt").exists() and (tmp_path / "b" / "last.pt").exists()
+
+
+def test_time_budget_stops_and_keeps_the_best(tmp_path):
+    trainer = make_trainer(make_model(), tmp_path, epochs=1000, time_budget_s=1.0)
+    result = trainer.fit()
+    assert result.stop_reason == "time_budget"
+    assert 0 < result.best_epoch <= len(result.history) < 1000
+    assert result.train_time_s < 3.0
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    trainer = make_trainer(make_model(), tmp_path, epochs=60, patience=2, lr=0.05)
+    result = trainer.fit()
+    best = min(result.history, key=lambda r: r["val_loss"])
+    assert result.best_epoch == best["epoch"]
+    loss, _ = trainer.evaluate(trainer.val_loader)
+    assert loss == pytest.approx(best["val_loss"], rel=1e-5)
