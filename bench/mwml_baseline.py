@@ -471,8 +471,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     result = run_baseline(epochs=args.epochs, data=args.data)
-    print(json.dumps({"bench": "mwml_baseline", "threads": args.threads, **result}), flush=True)
+    load = {"loadavg_1m_start": round(load_before, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2)}
+    print(json.dumps({"bench": "mwml_baseline", "threads": args.threads, **result, **load}), flush=True)
     print(json.dumps({"bench": "tfidf_linear", **run_tfidf(args.data)}), flush=True)
 
 

@@ -95,11 +95,46 @@ def run_demo(args: argparse.Namespace) -> dict:
     return demo(args.data_dir)
 
 
+def add_predict(commands) -> None:
+    p = commands.add_parser("predict", help="run the batch flow once: new inbox files -> Parquet",
+                            description="Classify every new file of an inbox (or one file) with a registered model, "
+                                        "exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
+    p.add_argument("--model-name", required=True, help="registered model name")
+    p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
+    p.add_argument("--input", required=True, metavar="DIR_OR_FILE", help="inbox directory or a single file")
+    p.add_argument("--output", required=True, metavar="DIR", help="output directory (Parquet, ledger, quarantine)")
+    p.add_argument("--text-col", default="text", help="text column of CSV / TSV / JSONL / Parquet files (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=512, help="texts per model forward (default: %(default)s)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
+    p.add_argument("--data-dir", help="seqflow data directory (default: $SEQFLOW_HOME or ./seqflow_data)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.set_defaults(handler=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> dict:
+    from flows.batch_flow import batch_predict_flow
+
+    return batch_predict_flow(model_name=args.model_name, alias=args.alias, inbox=args.input, output=args.output,
+                              text_col=args.text_col, batch_size=args.batch_size, device=args.device,
+                              tracking_uri_override=args.tracking_uri, home=args.data_dir)
+
+
+def run_serve(args: argparse.Namespace) -> dict:
+    from deployments.serve import serve_all
+
+    serve_all()
+    return {"served": True}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqflow", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train, evaluate and register a model")
     add_classify(train.add_subparsers(dest="kind", required=True, metavar="KIND"))
+    add_predict(commands)
+    serve = commands.add_parser("serve", help="serve the nightly batch and training deployments against a Prefect server")
+    serve.set_defaults(handler=run_serve)
     demo = commands.add_parser("demo", help="train on the shipped headline sample and show where everything is")
     demo.add_argument("--data-dir", help="where the demo writes (default: $SEQFLOW_HOME or ./seqflow_data)")
     demo.set_defaults(handler=run_demo)

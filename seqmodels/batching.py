@@ -14,11 +14,20 @@ from seqmodels.vocab import PAD_ID, UNK_ID
 
 @dataclass
 class SequenceData:
-    """Sequences stored flat (CSR): ``ids[offsets[i]:offsets[i+1]]`` is sequence ``i``; ``targets`` per sequence."""
+    """Sequences stored flat (CSR): ``ids[offsets[i]:offsets[i+1]]`` is sequence ``i``; ``targets`` per sequence.
+
+    Optional per-token features are CSR over the flat tokens: ``subword_ids[subword_offsets[t]:
+    subword_offsets[t+1]]`` are token ``t``'s hashed character n-gram ids (>= 1; 0 is padding), and
+    ``char_ids`` / ``char_offsets`` its character ids, both with ``len(ids) + 1`` offsets.
+    """
 
     ids: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray | None = None
+    subword_ids: np.ndarray | None = None
+    subword_offsets: np.ndarray | None = None
+    char_ids: np.ndarray | None = None
+    char_offsets: np.ndarray | None = None
 
     @classmethod
     def from_arrow(cls, id_lists: pa.ListArray | pa.ChunkedArray, targets: np.ndarray | None = None) -> "SequenceData":
@@ -36,6 +45,11 @@ class SequenceData:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def token_features(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The per-token CSR features present, by batch key: ``{"subwords": (ids, offsets), ...}``."""
+        pairs = {"subwords": (self.subword_ids, self.subword_offsets), "chars": (self.char_ids, self.char_offsets)}
+        return {key: pair for key, pair in pairs.items() if pair[0] is not None}
 
     @property
     def lengths(self) -> np.ndarray:
@@ -61,6 +75,24 @@ def pad_batch(data: SequenceData, index: np.ndarray) -> tuple[torch.Tensor, torc
     tokens = np.full((len(index), max_len), PAD_ID, dtype=np.int64)
     tokens[mask] = data.ids[(starts[:, None] + grid[None, :])[mask]]
     return torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64))
+
+
+def pad_token_features(data: SequenceData, index: np.ndarray, values: np.ndarray,
+                       value_offsets: np.ndarray) -> torch.Tensor:
+    """Padded ``(batch, max_len, max_values)`` int64 per-token features (0 = padding) for the rows in ``index``."""
+    starts, lengths = data.offsets[index], data.lengths[index]
+    max_len = int(lengths.max())
+    grid = np.arange(max_len)
+    mask = grid[None, :] < lengths[:, None]  # (batch, max_len)
+    positions = (starts[:, None] + grid[None, :])[mask]  # (n_tokens,) flat token index of each real slot
+    counts = value_offsets[positions + 1] - value_offsets[positions]  # (n_tokens,)
+    width = max(int(counts.max()) if len(counts) else 0, 1)
+    per_token = np.zeros((len(positions), width), dtype=np.int64)  # (n_tokens, max_values)
+    inner = np.arange(width)[None, :] < counts[:, None]  # (n_tokens, max_values)
+    per_token[inner] = values[_positions(value_offsets[positions], counts)]
+    out = np.zeros((len(index), max_len, width), dtype=np.int64)  # (batch, max_len, max_values)
+    out[mask] = per_token
+    return torch.from_numpy(out)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
@@ -108,6 +140,8 @@ class BatchLoader:
         batch = {"tokens": tokens, "lengths": lengths, "index": torch.from_numpy(np.asarray(index, dtype=np.int64))}
         if self.data.targets is not None:
             batch["targets"] = torch.from_numpy(self.data.targets[index])
+        for key, (values, value_offsets) in self.data.token_features().items():
+            batch[key] = pad_token_features(self.data, index, values, value_offsets)
         if self.pin_memory:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return batch

@@ -2,11 +2,21 @@
 
 A :class:`Featurizer` is the part of a model that turns text into :class:`SequenceData`; the same
 object serves training (from the tokens stored in Parquet) and prediction (from raw text).
+
+Optional per-token features for word-level models, computed once per unique token (and cached),
+then gathered for every occurrence with NumPy, never per row in Python:
+
+* subwords (fastText style): the character n-grams (``subword_min_n .. subword_max_n``) of
+  ``<token>``, hashed with CRC-32 (stable across processes and machines) into ``subword_buckets``
+  buckets; ids are ``1 .. subword_buckets`` (0 is padding). Unseen words share n-grams with seen ones.
+* chars: the token's character ids (first ``char_max_len``) in a character vocabulary fitted on the
+  training tokens, for a character-CNN word encoder.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,25 +24,56 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from seqmodels.batching import SequenceData
+import pyarrow.compute as pc
+
+from seqmodels.batching import SequenceData, _positions
 from seqmodels.cleaning import CleanConfig, clean_column, tokenize_column
-from seqmodels.vocab import Vocabulary, VocabConfig, char_token_lists
+from seqmodels.vocab import UNK_ID, Vocabulary, VocabConfig, char_token_lists
 
 TOKENS_TYPE = pa.list_(pa.string())
 
 
 @dataclass
 class FeaturizerConfig:
-    """Cleaning steps and vocabulary settings of a model's input."""
+    """Cleaning steps and vocabulary settings of a model's input, and its optional per-token features
+    (word-level vocabularies only): hashed character n-grams and character ids."""
 
     clean: CleanConfig = field(default_factory=CleanConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
+    subword_buckets: int = 0
+    subword_min_n: int = 3
+    subword_max_n: int = 5
+    char_features: bool = False
+    char_max_len: int = 20
 
     def __post_init__(self) -> None:
         if isinstance(self.clean, dict):
             self.clean = CleanConfig(**self.clean)
         if isinstance(self.vocab, dict):
             self.vocab = VocabConfig(**self.vocab)
+        if self.subword_buckets < 0 or not 1 <= self.subword_min_n <= self.subword_max_n:
+            raise ValueError("need subword_buckets >= 0 and 1 <= subword_min_n <= subword_max_n")
+        if self.char_max_len < 1:
+            raise ValueError(f"char_max_len must be >= 1, got {self.char_max_len}")
+
+    @property
+    def uses_subwords(self) -> bool:
+        return self.subword_buckets > 0 and self.vocab.level == "word"
+
+    @property
+    def uses_chars(self) -> bool:
+        return self.char_features and self.vocab.level == "word"
+
+
+# keys of FeaturizerConfig added after models were first saved, and their "off" values for old files
+_LEGACY_OFF = {"subword_buckets": 0, "char_features": False}
+
+
+def hashed_ngrams(token: str, min_n: int, max_n: int, buckets: int) -> list[int]:
+    """Bucket ids (1..buckets) of the character n-grams of ``<token>``; deterministic across runs."""
+    word = f"<{token}>"
+    return [zlib.crc32(word[i : i + n].encode("utf-8")) % buckets + 1
+            for n in range(min_n, max_n + 1) for i in range(len(word) - n + 1)]
 
 
 def text_to_tokens(texts: Sequence[str | None] | pa.Array, clean: CleanConfig) -> tuple[pa.Array, pa.ListArray]:
@@ -44,14 +85,28 @@ def text_to_tokens(texts: Sequence[str | None] | pa.Array, clean: CleanConfig) -
 class Featurizer:
     """Cleaning config + vocabulary: encodes token lists or raw texts into id sequences."""
 
-    def __init__(self, config: FeaturizerConfig, vocab: Vocabulary):
-        self.config, self.vocab = config, vocab
+    def __init__(self, config: FeaturizerConfig, vocab: Vocabulary, char_vocab: Vocabulary | None = None):
+        if config.uses_chars and char_vocab is None:
+            raise ValueError("char_features needs a character vocabulary (fit the featurizer)")
+        self.config, self.vocab, self.char_vocab = config, vocab, char_vocab if config.uses_chars else None
+        self._cache: dict[str, dict[str, np.ndarray]] = {"subwords": {}, "chars": {}}
 
     @classmethod
     def fit(cls, cleaned: pa.Array, tokens: pa.ListArray, config: FeaturizerConfig) -> "Featurizer":
-        """Fit the vocabulary on the training split's tokens (or characters, for a char-level vocabulary)."""
+        """Fit the vocabulary on the training split's tokens (or characters, for a char-level vocabulary),
+        and the character vocabulary of the tokens when char features are on."""
         units = char_token_lists(cleaned.to_pylist()) if config.vocab.level == "char" else tokens.to_pylist()
-        return cls(config, Vocabulary.fit(units, config.vocab))
+        char_vocab = None
+        if config.uses_chars:
+            uniques = pc.unique(pc.list_flatten(_combined(tokens))).drop_null().to_pylist()
+            char_vocab = Vocabulary.fit(uniques and [list("".join(uniques))], VocabConfig(level="char", max_size=None))
+        return cls(config, Vocabulary.fit(units, config.vocab), char_vocab)
+
+    def encoder_fields(self) -> dict:
+        """The EncoderConfig fields this featurizer determines (vocabulary sizes, subword buckets)."""
+        return {"vocab_size": len(self.vocab),
+                "subword_buckets": self.config.subword_buckets if self.config.uses_subwords else 0,
+                "char_vocab_size": len(self.char_vocab) if self.char_vocab is not None else 0}
 
     def units(self, cleaned: pa.Array, tokens: pa.ListArray) -> pa.ListArray:
         """What the vocabulary indexes: the word tokens, or the characters of the cleaned text."""
@@ -61,7 +116,52 @@ class Featurizer:
 
     def encode(self, cleaned: pa.Array, tokens: pa.ListArray, targets: np.ndarray | None = None) -> SequenceData:
         """Model inputs for already cleaned and tokenised texts (as stored in the preprocessed Parquet)."""
-        return SequenceData.from_arrow(self.vocab.encode(self.units(cleaned, tokens)), targets)
+        data = SequenceData.from_arrow(self.vocab.encode(self.units(cleaned, tokens)), targets)
+        if self.config.uses_subwords or self.config.uses_chars:
+            self._add_token_features(data, _combined(tokens))
+        return data
+
+    def _add_token_features(self, data: SequenceData, tokens: pa.ListArray) -> None:
+        """Per-token CSR features aligned with ``data.ids`` (an empty text's ``<unk>`` gets none)."""
+        flat = pc.list_flatten(tokens)
+        encoded = pc.dictionary_encode(flat)  # each unique token once
+        occurrence = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)  # (n_tokens,)
+        uniques = [t or "" for t in encoded.dictionary.to_pylist()]
+        raw_lengths = tokens.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        nonempty = raw_lengths > 0
+        dest = _positions(data.offsets[:-1][nonempty], raw_lengths[nonempty])  # (n_tokens,) slot in data.ids
+        cfg = self.config
+        if cfg.uses_subwords:
+            values, offsets = self._gather("subwords", uniques, occurrence, dest, len(data.ids),
+                                           lambda t: hashed_ngrams(t, cfg.subword_min_n, cfg.subword_max_n,
+                                                                   cfg.subword_buckets))
+            data.subword_ids, data.subword_offsets = values, offsets
+        if cfg.uses_chars:
+            index = self.char_vocab.index
+            values, offsets = self._gather("chars", uniques, occurrence, dest, len(data.ids),
+                                           lambda t: [index.get(c, UNK_ID) for c in t[: cfg.char_max_len]])
+            data.char_ids, data.char_offsets = values, offsets
+
+    def _gather(self, kind: str, uniques: list[str], occurrence: np.ndarray, dest: np.ndarray, n_slots: int,
+                compute) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids of every token occurrence, computed once per unique token (cached across calls)."""
+        cache = self._cache[kind]
+        if len(cache) > 2_000_000:  # bound memory on endless prediction streams
+            cache.clear()
+        per_unique = []
+        for token in uniques:
+            ids = cache.get(token)
+            if ids is None:
+                ids = cache[token] = np.asarray(compute(token), dtype=np.int64)
+            per_unique.append(ids)
+        u_lengths = np.fromiter((len(a) for a in per_unique), dtype=np.int64, count=len(per_unique))
+        u_values = np.concatenate(per_unique) if per_unique else np.empty(0, dtype=np.int64)
+        u_starts = np.cumsum(u_lengths) - u_lengths
+        lengths = u_lengths[occurrence]  # (n_tokens,)
+        values = u_values[_positions(u_starts[occurrence], lengths)]  # concatenated in token order
+        slot_lengths = np.zeros(n_slots, dtype=np.int64)
+        slot_lengths[dest] = lengths
+        return values, np.concatenate([[0], np.cumsum(slot_lengths)]).astype(np.int64)
 
     def encode_texts(self, texts: Sequence[str | None] | pa.Array, targets: np.ndarray | None = None) -> SequenceData:
         """Model inputs for raw texts: the training preprocessing, then the vocabulary."""
@@ -71,11 +171,23 @@ class Featurizer:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "featurizer.json").write_text(json.dumps(asdict(self.config), indent=2), encoding="utf-8")
+        data = asdict(self.config)
+        if self.char_vocab is not None:  # kept in featurizer.json so a model directory's file set is unchanged
+            data["char_vocab"] = self.char_vocab.to_dict()
+        (directory / "featurizer.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         self.vocab.save(directory / "vocab.json")
 
     @classmethod
     def load(cls, directory: str | Path) -> "Featurizer":
         directory = Path(directory)
-        config = FeaturizerConfig(**json.loads((directory / "featurizer.json").read_text(encoding="utf-8")))
-        return cls(config, Vocabulary.load(directory / "vocab.json"))
+        data = json.loads((directory / "featurizer.json").read_text(encoding="utf-8"))
+        char_vocab = data.pop("char_vocab", None)
+        for key, off in _LEGACY_OFF.items():  # files saved before these features existed had them off
+            data.setdefault(key, off)
+        config = FeaturizerConfig(**data)
+        return cls(config, Vocabulary.load(directory / "vocab.json"),
+                   Vocabulary.from_dict(char_vocab) if char_vocab is not None else None)
+
+
+def _combined(tokens: pa.ListArray | pa.ChunkedArray) -> pa.ListArray:
+    return tokens.combine_chunks() if isinstance(tokens, pa.ChunkedArray) else tokens

@@ -19,3 +19,42 @@ def prefect_harness():
 
     with prefect_test_harness():
         yield
+
+
+WORDS = {"sports": ["goal", "match", "coach", "league", "striker"],
+         "business": ["stocks", "market", "profit", "shares", "bank"],
+         "science": ["nasa", "genome", "planet", "laser", "quantum"]}
+
+
+def tiny_headlines(n: int, seed: int):
+    """Synthetic headlines whose topic words make the class easy to learn."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        topic = list(WORDS)[i % 3]
+        words = list(rng.choice(WORDS[topic], size=3)) + ["today", "news"][: int(rng.integers(3))]
+        rows.append({"headline": " ".join(rng.permutation(words)).title(), "topic": topic})
+    return pd.DataFrame(rows)
+
+
+def train_tiny(home, model_name: str = "topics", **overrides) -> dict:
+    """Run the real training flow on tiny synthetic data into ``home``."""
+    from flows.train_flow import train_classifier_flow
+
+    if not (home / "train.csv").exists():
+        tiny_headlines(240, 0).to_csv(home / "train.csv", index=False)
+    params = dict(train=str(home / "train.csv"), text_col="headline", label_col="topic", model_name=model_name,
+                  epochs=6, embedding_dim=16, hidden_dim=16, batch_size=16, lr=1e-2, home=str(home),
+                  tracking_uri_override=f"sqlite:///{home / 'mlflow.db'}")
+    return train_classifier_flow(**{**params, **overrides})
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(prefect_harness, tmp_path_factory) -> dict:
+    """A tiny classifier registered as ``topics@champion`` in a temporary SQLite MLflow store."""
+    home = tmp_path_factory.mktemp("seqflow-home")
+    result = train_tiny(home)
+    return {**result, "home": home}

@@ -5,51 +5,21 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
-import pytest
 from mlflow import MlflowClient
 
-WORDS = {"sports": ["goal", "match", "coach", "league", "striker"],
-         "business": ["stocks", "market", "profit", "shares", "bank"],
-         "science": ["nasa", "genome", "planet", "laser", "quantum"]}
+from conftest import train_tiny
 
 
-def headlines(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        topic = list(WORDS)[i % 3]
-        words = list(rng.choice(WORDS[topic], size=3)) + ["today", "news"][: int(rng.integers(3))]
-        rows.append({"headline": " ".join(rng.permutation(words)).title(), "topic": topic})
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    home = tmp_path_factory.mktemp("seqflow")
-    headlines(240, 0).to_csv(home / "train.csv", index=False)
-    return home
-
-
-def run_flow(store, **overrides):
-    from flows.train_flow import train_classifier_flow
-
-    params = dict(train=str(store / "train.csv"), text_col="headline", label_col="topic", model_name="topics",
-                  epochs=6, embedding_dim=16, hidden_dim=16, batch_size=16, lr=1e-2, home=str(store),
-                  tracking_uri_override=f"sqlite:///{store / 'mlflow.db'}")
-    return train_classifier_flow(**{**params, **overrides})
-
-
-def test_champion_then_challenger_then_fresh_process_predicts(prefect_harness, store):
-    first = run_flow(store)
+def test_champion_then_challenger_then_fresh_process_predicts(trained_classifier):
+    first, store = trained_classifier, trained_classifier["home"]
     assert first["alias"] == "champion" and first["model_version"] == "1"
     assert first["metrics"]["accuracy"] >= 0.9
     assert {"accuracy", "f1_macro", "f1_weighted"} <= set(first["metrics"])
     for part in ("train", "val", "test"):
         assert pd.read_parquet(first["files"][part]).shape[0] > 0
 
-    worse = run_flow(store, epochs=1, lr=1e-6)  # barely trained: cannot beat the champion
+    worse = train_tiny(store, epochs=1, lr=1e-6)  # barely trained: cannot beat the champion
     assert worse["alias"] == "challenger" and worse["model_version"] == "2"
 
     client = MlflowClient(tracking_uri=first["tracking_uri"], registry_uri=first["tracking_uri"])
@@ -75,7 +45,8 @@ def test_champion_then_challenger_then_fresh_process_predicts(prefect_harness, s
     assert all(0.0 < s <= 1.0 for s in out["score"])
 
 
-def test_cli_prints_a_json_last_line(prefect_harness, store, capsys):
+def test_cli_prints_a_json_last_line(trained_classifier, capsys):
+    store = trained_classifier["home"]
     from flows.cli import main
 
     code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "headline",
@@ -87,7 +58,8 @@ def test_cli_prints_a_json_last_line(prefect_harness, store, capsys):
     assert last["model_uri"] == "models:/cli-topics@champion"
 
 
-def test_cli_reports_bad_input_clearly(prefect_harness, store, capsys):
+def test_cli_reports_bad_input_clearly(trained_classifier, capsys):
+    store = trained_classifier["home"]
     from flows.cli import main
 
     code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "title",

@@ -8,12 +8,21 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqmodels.models.char_encoder import CharCNNEncoder, CharEncoderConfig
+
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+SUBWORD_POOLINGS = ("mean", "sum")
 
 
 @dataclass
 class EncoderConfig:
-    """Embedding and recurrent layers: cell type, size, depth, direction and dropout."""
+    """Embedding and recurrent layers: cell type, size, depth, direction and dropout.
+
+    ``vocab_size``, ``subword_buckets`` and ``char_vocab_size`` are set by the caller from
+    ``Featurizer.encoder_fields()``; 0 turns the subword / character-CNN parts of the embedding off.
+    A token's vector is ``word embedding + subword_pooling(n-gram embeddings)``, concatenated with its
+    character-CNN vector when ``char_vocab_size > 0``.
+    """
 
     vocab_size: int = 0
     embedding_dim: int = 100
@@ -23,10 +32,28 @@ class EncoderConfig:
     bidirectional: bool = True
     dropout: float = 0.0
     embedding_dropout: float = 0.0
+    subword_buckets: int = 0
+    subword_pooling: str = "mean"
+    char_vocab_size: int = 0
+    char_embedding_dim: int = 25
+    char_filters: int = 50
+    char_kernel_size: int = 3
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        if self.subword_pooling not in SUBWORD_POOLINGS:
+            raise ValueError(f"subword_pooling must be one of {SUBWORD_POOLINGS}, got {self.subword_pooling!r}")
+
+    @property
+    def char_config(self) -> CharEncoderConfig:
+        return CharEncoderConfig(vocab_size=self.char_vocab_size, embedding_dim=self.char_embedding_dim,
+                                 filters=self.char_filters, kernel_size=self.char_kernel_size)
+
+    @property
+    def input_dim(self) -> int:
+        """Size of a token's vector fed to the RNN."""
+        return self.embedding_dim + (self.char_filters if self.char_vocab_size else 0)
 
     @property
     def output_dim(self) -> int:
@@ -40,14 +67,28 @@ class RecurrentEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
+        self.subword_embedding = (nn.EmbeddingBag(config.subword_buckets + 1, config.embedding_dim,
+                                                  mode=config.subword_pooling, padding_idx=0)
+                                  if config.subword_buckets else None)
+        self.char_encoder = CharCNNEncoder(config.char_config) if config.char_vocab_size else None
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = CELLS[config.cell](
-            config.embedding_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True,
+            config.input_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True,
             bidirectional=config.bidirectional, dropout=config.dropout if config.num_layers > 1 else 0.0)
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Token vectors ``(batch, max_len, emb)`` for the padded ``batch["tokens"]``."""
-        return self.embedding(batch["tokens"])
+        """Token vectors ``(batch, max_len, input_dim)`` for the padded ``batch["tokens"]`` (plus
+        ``batch["subwords"]`` / ``batch["chars"]`` ``(batch, max_len, k)`` when those parts are on)."""
+        tokens = batch["tokens"]
+        vectors = self.embedding(tokens)  # (batch, max_len, emb)
+        if self.subword_embedding is not None:
+            subwords = batch["subwords"]
+            bags = subwords.reshape(-1, subwords.shape[-1])  # (batch * max_len, max_ngrams)
+            pooled = self.subword_embedding(bags)  # (batch * max_len, emb); an empty bag is zeros
+            vectors = vectors + pooled.reshape(*tokens.shape, -1)  # (batch, max_len, emb)
+        if self.char_encoder is not None:
+            vectors = torch.cat([vectors, self.char_encoder(batch["chars"])], dim=-1)  # (batch, max_len, input_dim)
+        return vectors
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return per-step outputs ``(batch, max_len, out_dim)`` (zeros past each length) and final

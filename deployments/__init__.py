@@ -1,0 +1,1 @@
+"""Deployments of seqflow's flows: schedules and parameters, kept apart from flow code."""

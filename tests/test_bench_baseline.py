@@ -1,0 +1,64 @@
+"""Smoke tests of the Made-With-ML seed baseline (bench/mwml_baseline.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench import mwml_baseline as mb
+
+RESULT_KEYS = {"per_epoch_s", "mean_epoch_s", "best_epoch", "wall_to_best_epoch_s", "total_wall_s",
+               "test_accuracy", "test_f1_macro", "preprocess_s"}
+TOPICS = {"Business": "stocks market shares profit bank", "Sports": "match team cup win coach",
+          "World": "minister election war talks border", "Sci/Tech": "software chip internet space phone"}
+
+
+@pytest.fixture()
+def synthetic_csv(tmp_path: Path) -> Path:
+    """200 labelled titles, 50 a class, drawn from a few topic words each."""
+    rng = np.random.default_rng(0)
+    rows = [(label, " ".join(rng.choice(words.split(), size=rng.integers(2, 7))).title())
+            for label, words in TOPICS.items() for _ in range(50)]
+    path = tmp_path / "news.csv"
+    pd.DataFrame(rows, columns=["y", "X"]).to_csv(path, index=False)
+    return path
+
+
+def test_run_baseline_one_epoch(synthetic_csv: Path) -> None:
+    run = mb.train_seed_pipeline(epochs=1, data=synthetic_csv)
+    result = run.result
+    assert RESULT_KEYS <= result.keys()
+    assert len(result["per_epoch_s"]) == 1 and result["best_epoch"] == 1
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and 0.0 <= result["test_f1_macro"] <= 1.0
+    assert result["wall_to_best_epoch_s"] <= result["total_wall_s"]
+    preds = mb.seed_inference(["Bank profit beats the market (Reuters)", ""], run.model, run.tokenizer)
+    assert preds.shape == (2,) and set(preds.tolist()) <= set(range(4))
+
+
+def test_tfidf_linear_baseline_accuracies_in_range(synthetic_csv: Path) -> None:
+    df = pd.read_csv(synthetic_csv)
+    scores = mb.tfidf_linear_baseline(df.X[:150], df.y[:150], df.X[150:], df.y[150:])
+    assert set(scores) == {"svm_accuracy", "logreg_accuracy"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_gather_last_relevant_hidden_picks_len_minus_one() -> None:
+    hiddens = torch.arange(3 * 5 * 2, dtype=torch.float32).reshape(3, 5, 2)
+    seq_lens = torch.tensor([1, 5, 3])
+    out = mb.gather_last_relevant_hidden(hiddens, seq_lens)
+    assert torch.equal(out, torch.stack([hiddens[0, 0], hiddens[1, 4], hiddens[2, 2]]))
+
+
+def test_preprocess_matches_lesson_example() -> None:
+    assert mb.preprocess("Great week for the NYSE!") == "great week nyse"
+    assert mb.preprocess("Wall St. Bears Claw Back Into the Black (Reuters)") == "wall st bears claw back black"
+
+
+def test_collate_pads_to_longest_in_batch() -> None:
+    ds = mb.Dataset(X=[np.array([3, 4, 5]), np.array([6])], y=np.array([1, 0]))
+    X, seq_lens, y = ds.collate_fn([ds[0], ds[1]])
+    assert X.tolist() == [[3, 4, 5], [6, 0, 0]] and seq_lens.tolist() == [3, 1] and y.tolist() == [1, 0]

@@ -1,0 +1,38 @@
+"""The deployments build with the right schedule and a typed parameter schema."""
+
+from prefect.utilities.callables import parameter_schema
+
+from deployments.serve import NightlySettings, nightly_deployment, training_deployment
+from flows.batch_flow import batch_predict_flow
+from flows.train_flow import train_classifier_flow
+
+
+def test_nightly_deployment_schedule_and_parameters():
+    deployment = nightly_deployment(NightlySettings(timezone="Europe/Paris", inbox="/data/in", output="/data/out"))
+    (schedule,) = deployment.schedules
+    assert schedule.schedule.cron == "0 2 * * *" and schedule.schedule.timezone == "Europe/Paris"
+    assert deployment.parameters["inbox"] == "/data/in" and deployment.parameters["alias"] == "champion"
+    assert deployment.flow_name == "batch-predict"
+    schema = parameter_schema(batch_predict_flow)  # what the deployment registers as the UI form
+    assert {"model_name", "inbox", "output", "alias", "text_col", "batch_size", "device"} <= set(schema.properties)
+    assert schema.properties["batch_size"]["type"] == "integer"
+    assert set(schema.properties["device"]["enum"]) == {"auto", "cpu", "cuda"}
+    assert set(schema.required) == {"model_name", "inbox", "output"}
+
+
+def test_training_deployment_has_a_typed_form():
+    deployment = training_deployment()
+    assert not deployment.schedules
+    assert deployment.flow_name == "train-classifier"
+    schema = parameter_schema(train_classifier_flow)
+    assert schema.properties["epochs"]["type"] == "integer"
+    assert schema.properties["lr"]["type"] == "number"
+    assert set(schema.properties["cell"]["enum"]) == {"rnn", "gru", "lstm"}
+    assert set(schema.required) == {"train", "model_name"}
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("SEQFLOW_NIGHTLY_CRON", "30 3 * * *")
+    monkeypatch.setenv("SEQFLOW_NIGHTLY_MODEL_NAME", "topics")
+    settings = NightlySettings.from_env()
+    assert settings.cron == "30 3 * * *" and settings.model_name == "topics"
