@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+import shutil
 from pathlib import Path
 
 from tasks.settings import data_dir
@@ -19,14 +20,22 @@ def run_demo(home: str | None = None) -> dict:
     """Run the training flow on embedded defaults, then print a guide to the results on stderr."""
     from flows.train_flow import train_classifier_flow
 
+    from flows.batch_flow import batch_predict_flow
+
     home_dir = data_dir(home)
     result = train_classifier_flow(train=str(demo_file("headlines.csv")), text_col="title", label_col="category",
-                                   model_name=DEMO_MODEL, epochs=8, home=str(home_dir))
-    _print_guide(result, home_dir)
-    return result
+                                   model_name=DEMO_MODEL, home=str(home_dir))
+    inbox, output = home_dir / "inbox", home_dir / "predictions"
+    inbox.mkdir(exist_ok=True)
+    for sample in sorted(demo_file("inbox").iterdir()):
+        shutil.copy(sample, inbox / sample.name)
+    batch = batch_predict_flow(model_name=DEMO_MODEL, inbox=str(inbox), output=str(output),
+                               tracking_uri_override=result["tracking_uri"], home=str(home_dir))
+    _print_guide(result, batch, home_dir)
+    return {**result, "batch": batch}
 
 
-def _print_guide(result: dict, home: Path) -> None:
+def _print_guide(result: dict, batch: dict, home: Path) -> None:
     metrics = result["metrics"]
     lines = [
         "",
@@ -37,6 +46,10 @@ def _print_guide(result: dict, home: Path) -> None:
         f"run files:   {result['run_dir']}  (Parquet: raw_*.parquet, clean_*.parquet, splits/*.parquet)",
         f"plots:       {result['files']['confusion_matrix']}",
         f"             {result['files']['learning_curves']}",
+        "",
+        f"nightly batch: {batch['files_written']} inbox files, {batch['rows']} rows -> {batch['output']}/date=YYYY-MM-DD/*.parquet",
+        f"  read them:   .venv/bin/python -c \"import glob, pandas as pd; "
+        f"print(pd.concat(map(pd.read_parquet, sorted(glob.glob('{batch['output']}/date=*/*.parquet')))))\"",
         "",
         "Look at it:",
         f"  .venv/bin/mlflow ui --backend-store-uri {result['tracking_uri']} --port 5000   # then open http://127.0.0.1:5000",

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.models.char_encoder import CharCNNEncoder, CharEncoderConfig
+from seqmodels.vocab import PAD_ID, UNK_ID
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 SUBWORD_POOLINGS = ("mean", "sum")
@@ -32,6 +33,7 @@ class EncoderConfig:
     bidirectional: bool = True
     dropout: float = 0.0
     embedding_dropout: float = 0.0
+    word_dropout: float = 0.0
     subword_buckets: int = 0
     subword_pooling: str = "mean"
     char_vocab_size: int = 0
@@ -80,6 +82,10 @@ class RecurrentEncoder(nn.Module):
         """Token vectors ``(batch, max_len, input_dim)`` for the padded ``batch["tokens"]`` (plus
         ``batch["subwords"]`` / ``batch["chars"]`` ``(batch, max_len, k)`` when those parts are on)."""
         tokens = batch["tokens"]
+        if self.training and self.config.word_dropout > 0:
+            # word dropout: a real token becomes <unk> (its subwords and characters stay, as for an unseen word)
+            drop = (torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout) & (tokens != PAD_ID)
+            tokens = tokens.masked_fill(drop, UNK_ID)  # (batch, max_len)
         vectors = self.embedding(tokens)  # (batch, max_len, emb)
         if self.subword_embedding is not None:
             subwords = batch["subwords"]
