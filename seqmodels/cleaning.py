@@ -26,7 +26,7 @@ class CleanConfig:
 
     lower: bool = True
     remove_stopwords: bool = True
-    drop_parentheses: bool = True
+    drop_parentheses: bool = False
     space_punctuation: bool = True
     drop_non_alphanumeric: bool = True
     collapse_whitespace: bool = True
@@ -77,17 +77,19 @@ def clean_column(texts: pa.Array | pa.ChunkedArray | Iterable[str], config: Clea
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def tokenize_column(cleaned: pa.Array, config: CleanConfig = CleanConfig()) -> list[list[str]]:
-    """Split cleaned strings into word tokens: on whitespace (vectorised) or NLTK's Treebank rules."""
+def tokenize_column(cleaned: pa.Array, config: CleanConfig = CleanConfig()) -> pa.ListArray:
+    """Split cleaned strings into word tokens (``list<string>``): on whitespace, vectorised, or by
+    NLTK's Treebank rules."""
     if config.tokenizer == "whitespace":
-        return pc.utf8_split_whitespace(cleaned).to_pylist()
+        return pc.utf8_split_whitespace(cleaned)
     from nltk.tokenize import TreebankWordTokenizer
 
     tokenizer = TreebankWordTokenizer()
-    return [tokenizer.tokenize(t) if t is not None else None for t in cleaned.to_pylist()]
+    tokens = [tokenizer.tokenize(t) if t is not None else None for t in cleaned.to_pylist()]
+    return pa.array(tokens, type=pa.list_(pa.string()))
 
 
 def clean_and_tokenize(texts, config: CleanConfig = CleanConfig()) -> tuple[list[str], list[list[str]]]:
     """Cleaned strings and their tokens for a batch of raw texts."""
     cleaned = clean_column(texts, config)
-    return cleaned.to_pylist(), tokenize_column(cleaned, config)
+    return cleaned.to_pylist(), tokenize_column(cleaned, config).to_pylist()

@@ -40,10 +40,10 @@ class FeaturizerConfig:
 
     clean: CleanConfig = field(default_factory=CleanConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
-    subword_buckets: int = 0
+    subword_buckets: int = 20_000
     subword_min_n: int = 3
     subword_max_n: int = 5
-    char_features: bool = False
+    char_features: bool = True
     char_max_len: int = 20
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -198,7 +199,7 @@ def _predict_chunk(chunk: pd.DataFrame, source: str, predict: PredictFn, columns
         frame[name] = values.where(~empty.to_numpy(), None)
     for name, value in columns.items():
         frame[name] = value
-    frame["reason"] = pd.Series([EMPTY_TEXT if e else None for e in empty], dtype=object)
+    frame["reason"] = pd.Series(np.where(empty.to_numpy(), EMPTY_TEXT, None), dtype=object)
     return pa.Table.from_pandas(frame, preserve_index=False, schema=_schema(frame))
 
 

@@ -8,9 +8,15 @@ from seqmodels.vocab import PAD, UNK, LabelMap, Vocabulary, VocabConfig
 
 
 def test_lesson_cleaning_steps():
-    cleaned, tokens = clean_and_tokenize(["Wall St. Bears Claw Back Into the Black (Reuters)", None])
+    lesson = CleanConfig(drop_parentheses=True)
+    cleaned, tokens = clean_and_tokenize(["Wall St. Bears Claw Back Into the Black (Reuters)", None], lesson)
     assert cleaned == ["wall st bears claw back black", None]
     assert tokens[0] == ["wall", "st", "bears", "claw", "back", "black"]
+
+
+def test_default_cleaning_keeps_the_source_in_parentheses():
+    cleaned, _ = clean_and_tokenize(["Wall St. Bears Claw Back Into the Black (Reuters)"])
+    assert cleaned == ["wall st bears claw back black reuters"]
 
 
 def test_steps_can_be_switched_off():

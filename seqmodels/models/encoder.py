@@ -32,8 +32,9 @@ class EncoderConfig:
     num_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.0
-    embedding_dropout: float = 0.0
-    word_dropout: float = 0.0
+    embedding_dropout: float = 0.5
+    word_dropout: float = 0.4
+    embedding_init_std: float | None = 0.1
     subword_buckets: int = 0
     subword_pooling: str = "mean"
     char_vocab_size: int = 0
@@ -72,6 +73,12 @@ class RecurrentEncoder(nn.Module):
         self.subword_embedding = (nn.EmbeddingBag(config.subword_buckets + 1, config.embedding_dim,
                                                   mode=config.subword_pooling, padding_idx=0)
                                   if config.subword_buckets else None)
+        if config.embedding_init_std is not None:  # None keeps torch's N(0, 1)
+            for table in (self.embedding, self.subword_embedding):
+                if table is not None:
+                    nn.init.normal_(table.weight, std=config.embedding_init_std)
+                    with torch.no_grad():
+                        table.weight[0].zero_()  # padding row
         self.char_encoder = CharCNNEncoder(config.char_config) if config.char_vocab_size else None
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = CELLS[config.cell](
