@@ -70,7 +70,7 @@ def same_config_speed(data: Path, epochs: int) -> dict:
     table = read_labeled(data, ReadSpec(text_col="X", label_col="y"))
     lesson_cleaning = CleanConfig(lower=True, remove_stopwords=True, drop_parentheses=True, space_punctuation=True,
                                   drop_non_alphanumeric=True, collapse_whitespace=True)
-    config = FeaturizerConfig(clean=lesson_cleaning)
+    config = FeaturizerConfig(clean=lesson_cleaning, subword_buckets=0, char_features=False)  # words only, as the lesson
     cleaned, tokens = text_to_tokens(table["text"].tolist(), config.clean)
     train_ix, val_ix, _ = stratified_split(table["label"].to_numpy(), SplitConfig(seed=42))
     labels = LabelMap.fit(table["label"])
@@ -80,7 +80,7 @@ def same_config_speed(data: Path, epochs: int) -> dict:
     encode = lambda ix: featurizer.encode(take(cleaned, ix), take(tokens, ix), y[ix])  # noqa: E731
     seed_everything(1234)
     encoder = EncoderConfig(vocab_size=len(featurizer.vocab), embedding_dim=100, cell="gru", hidden_dim=128,
-                            num_layers=1, bidirectional=True)
+                            num_layers=1, bidirectional=True, embedding_dropout=0.0, word_dropout=0.0)
     model = RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=len(labels), pooling="last",
                                            head_hidden_dim=100, head_dropout=0.1))
     trainer_config = TrainerConfig(epochs=epochs, lr=1e-4, batch_size=64, patience=10, lr_patience=3, lr_factor=0.1,

@@ -12,11 +12,12 @@ import os
 import sys
 
 from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import TrainerConfig
 
-_ENC, _CLF, _TR, _CLEAN = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig()
+_ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig(), FeaturizerConfig()
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
@@ -56,6 +57,11 @@ def add_classify(sub) -> None:
     _bool_flag(m, "bidirectional", _ENC.bidirectional, "read the text in both directions")
     m.add_argument("--dropout", type=float, default=_CLF.head_dropout, help="dropout between RNN layers and in the head (default: %(default)s)")
     m.add_argument("--embedding-dropout", type=float, default=_ENC.embedding_dropout, help="(default: %(default)s)")
+    m.add_argument("--word-dropout", type=float, default=_ENC.word_dropout,
+                   help="probability a training token is replaced by <unk> (keeps its subwords/chars) (default: %(default)s)")
+    m.add_argument("--subword-buckets", type=int, default=_FEAT.subword_buckets,
+                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off (default: %(default)s)")
+    _bool_flag(m, "char-features", _FEAT.char_features, "a char-CNN over each word's characters")
     m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=_CLF.pooling,
                    help="how RNN outputs become one vector: final states of both directions, max, mean (default: %(default)s)")
     m.add_argument("--vocab-level", choices=["word", "char"], default="word", help="(default: %(default)s)")
@@ -81,7 +87,8 @@ def run_train_classify(args: argparse.Namespace) -> dict:
         model_name=args.model_name, epochs=args.epochs, time_budget_minutes=args.time_budget, device=args.device,
         seed=args.seed, cell=args.cell, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
         num_layers=args.num_layers, bidirectional=args.bidirectional, dropout=args.dropout,
-        embedding_dropout=args.embedding_dropout, pooling=args.pooling, batch_size=args.batch_size, lr=args.lr,
+        embedding_dropout=args.embedding_dropout, word_dropout=args.word_dropout, subword_buckets=args.subword_buckets,
+        char_features=args.char_features, pooling=args.pooling, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, class_weights=args.class_weights, vocab_level=args.vocab_level,
         max_vocab=args.max_vocab, min_freq=args.min_freq, lowercase=args.lowercase,
         remove_stopwords=args.remove_stopwords, drop_parentheses=args.drop_parentheses, resume=args.resume,

@@ -10,6 +10,7 @@ from typing import Literal
 from prefect import flow, runtime
 
 from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import TrainerConfig
@@ -19,7 +20,7 @@ from tasks.settings import data_dir, tracking_uri
 from tasks.tracking import start_tracking
 from tasks.train import config_params, evaluate_model, train_model
 
-_ENC, _CLF, _TR, _CLEAN = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig()
+_ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig(), FeaturizerConfig()
 
 
 @flow(name="train-classifier", log_prints=True)
@@ -41,6 +42,9 @@ def train_classifier_flow(
     bidirectional: bool = _ENC.bidirectional,
     dropout: float = _CLF.head_dropout,
     embedding_dropout: float = _ENC.embedding_dropout,
+    word_dropout: float = _ENC.word_dropout,
+    subword_buckets: int = _FEAT.subword_buckets,
+    char_features: bool = _FEAT.char_features,
     pooling: Literal["last", "max", "mean", "last_max"] = _CLF.pooling,
     batch_size: int = _TR.batch_size,
     lr: float = _TR.lr,
@@ -62,12 +66,14 @@ def train_classifier_flow(
     run_dir = _run_dir(home_dir, model_name, resume)
     clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses))
     encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                            bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout)
+                            bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
+                            word_dropout=word_dropout)
     model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
     trainer_config = TrainerConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
                                    seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
     params = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
               "vocab_level": vocab_level, "max_vocab": max_vocab, "min_freq": min_freq, "class_weights": class_weights,
+              "subword_buckets": subword_buckets, "char_features": char_features,
               **{f"clean.{k}": v for k, v in clean.items()}, **config_params(model_config, trainer_config)}
     run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params, _tags(run_dir), home)
 
@@ -77,7 +83,9 @@ def train_classifier_flow(
     cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
     splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
     # transform: vocabulary, training, evaluation
-    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), vocab_level, max_vocab, min_freq, clean)
+    features = {"subword_buckets": subword_buckets, "char_features": char_features}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), vocab_level, max_vocab, min_freq, clean,
+                                   features)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
     evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device)

@@ -56,7 +56,9 @@ def _other(part: str) -> str:
 
 
 @task
-def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict) -> str:
-    """Fit the vocabulary (word or character level) and label map on train; saved as JSON."""
-    config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq))
+def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict,
+                  features: dict | None = None) -> str:
+    """Fit the vocabulary (word or character level), token features and label map on train; saved as JSON."""
+    config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq),
+                              **(features or {}))
     return str(fit_featurizer(train_path, out_dir, config))
