@@ -57,3 +57,14 @@ def test_config_round_trip():
     model = make_classifier()
     again = ClassifierConfig.from_dict(model.config.to_dict())
     assert again == model.config
+
+
+@pytest.mark.parametrize("cell,bidirectional", list(itertools.product(CELLS, DIRECTIONS)))
+def test_uniform_length_fast_path_matches_packing(cell, bidirectional):
+    """A batch whose rows all have one length skips packing; results equal the packed path's."""
+    model = make_classifier(cell, bidirectional, "last_max")
+    rows = [[5, 6, 7], [3, 4, 9], [11, 12, 13]]
+    with torch.no_grad():
+        uniform = model(batch(rows, pad_to=6))  # fast path, extra padding columns
+        mixed = model(batch(rows + [[2]]))[:3]  # packed path: one shorter row forces packing
+    torch.testing.assert_close(uniform, mixed, atol=1e-6, rtol=1e-5)

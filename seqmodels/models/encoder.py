@@ -109,13 +109,29 @@ class RecurrentEncoder(nn.Module):
         the first."""
         tokens, lengths = batch["tokens"], batch["lengths"]
         embedded = self.embedding_dropout(self.embed(batch))  # (batch, max_len, emb)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, h_n = self.rnn(packed)
+        outputs, h_n = self._run_rnn(embedded, lengths.cpu())
         if isinstance(h_n, tuple):  # LSTM returns (h_n, c_n)
             h_n = h_n[0]
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=tokens.shape[1])
         directions = 2 if self.config.bidirectional else 1
         last_layer = h_n.view(self.config.num_layers, directions, h_n.shape[1], self.config.hidden_dim)[-1]
         # (directions, batch, hidden) -> (batch, directions * hidden)
         final = last_layer.transpose(0, 1).reshape(h_n.shape[1], directions * self.config.hidden_dim)
         return outputs, final
+
+    def _run_rnn(self, embedded: torch.Tensor, lengths: torch.Tensor):
+        """The RNN over the real steps only: packed, or directly when every row has the same length.
+
+        Length-bucketed batches are often uniform; then there is no padding to skip and packing is
+        pure overhead. Both paths give the same outputs and final states.
+        """
+        max_len = embedded.shape[1]
+        shortest = int(lengths.min())
+        if shortest == int(lengths.max()):
+            outputs, h_n = self.rnn(embedded[:, :shortest].contiguous())  # (batch, len, out_dim)
+            if shortest < max_len:  # zeros past the length, as pad_packed_sequence gives
+                outputs = torch.nn.functional.pad(outputs, (0, 0, 0, max_len - shortest))
+            return outputs, h_n
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        packed_out, h_n = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)
+        return outputs, h_n
