@@ -91,7 +91,8 @@ def train_classifier_flow(
     evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device)
     # load: tracking and the registry
     log_evaluation(run_id, evaluation, uri)
-    registered = register_model(run_id, model_dir, model_name, splits["test"], uri, device=device)
+    registered = register_model(run_id, model_dir, model_name, splits["test"], uri,
+                                new_score=evaluation["metrics"]["accuracy"], device=device)
     (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     return {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
             "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import asdict
 from functools import lru_cache
@@ -41,9 +42,7 @@ def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None
             local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version.version}", dst_path=tmp))
             model_dir = next(local.glob("artifacts/*/model.json")).parent
             cache.parent.mkdir(parents=True, exist_ok=True)
-            if cache.exists():
-                import shutil
-
+            if cache.exists():  # a download cut short before "done" was written
                 shutil.rmtree(cache)
             model_dir.rename(cache)
         (cache / "done").write_text("ok")

@@ -35,12 +35,13 @@ def log_evaluation(run_id: str, evaluation: dict, tracking_uri: str) -> None:
 
 @task(retries=1, retry_delay_seconds=2)
 def register_model(run_id: str, model_dir: str, model_name: str, test_path: str, tracking_uri: str,
-                   gate_metric: str = "accuracy", device: str = "auto") -> dict:
+                   new_score: float, gate_metric: str = "accuracy", device: str = "auto") -> dict:
     """Log the pyfunc, register a new version of ``model_name`` and give it an alias.
 
     Gate: the new version becomes ``champion`` if there is none yet or it scores at least as well as
-    the current champion on this run's test set; otherwise it is the ``challenger``. Both scores are
-    tagged on the new version.
+    the current champion on this run's test set; otherwise it is the ``challenger``. ``new_score`` is
+    the new model's ``gate_metric`` from the evaluation task; the champion is scored here on the same
+    test file. Both scores are tagged on the new version.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -48,7 +49,6 @@ def register_model(run_id: str, model_dir: str, model_name: str, test_path: str,
     logger = get_run_logger()
     configure_mlflow(tracking_uri)
     client = MlflowClient()
-    new_score = gate_score(model_dir, test_path, device)
     champion_score, champion_version = _champion_score(client, model_name, test_path, device)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
