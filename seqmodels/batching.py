@@ -145,3 +145,9 @@ class BatchLoader:
         if self.pin_memory:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return batch
+
+
+def batch_to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a batch to ``device``; ``lengths`` stays on the CPU, where packing needs it."""
+    non_blocking = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=non_blocking) if k != "lengths" else v) for k, v in batch.items()}

@@ -78,7 +78,7 @@ def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint
     featurizer = Featurizer.load(featurizer_dir)
     labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
     train_data, val_data = _encoded(train_path, featurizer, labels), _encoded(val_path, featurizer, labels)
-    encoder = replace(model_config.encoder, **_encoder_fields(featurizer))
+    encoder = replace(model_config.encoder, **featurizer.encoder_fields())
     config = replace(model_config, encoder=encoder, num_classes=len(labels))
     weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
     model = RNNClassifier(config, class_weights=weights)
@@ -94,20 +94,18 @@ def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint
     return Path(model_dir), result
 
 
-def _encoder_fields(featurizer: Featurizer) -> dict:
-    """EncoderConfig fields fixed by the featurizer (vocabulary sizes and the like)."""
-    if hasattr(featurizer, "encoder_fields"):
-        return featurizer.encoder_fields()
-    return {"vocab_size": len(featurizer.vocab)}
+def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredictor, list[str], list[str]]:
+    """A saved classifier's predicted label names for a test file's raw text, beside the true names."""
+    predictor = ClassifierPredictor.load(model_dir, device)
+    table = pq.read_table(test_path, columns=["text", "label"])
+    predicted = predictor.predict_texts(table.column("text").combine_chunks())["label"].tolist()
+    return predictor, predicted, table.column("label").to_pylist()
 
 
 def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
     """Predict the test split from its raw text (as a registry consumer would) and score it."""
-    predictor = ClassifierPredictor.load(model_dir, device)
-    table = pq.read_table(test_path, columns=["text", "label"])
-    predicted = predictor.predict_texts(table.column("text").combine_chunks())
-    y_true = predictor.labels.encode(table.column("label").to_pylist())
-    y_pred = predictor.labels.encode(predicted["label"].tolist())
+    predictor, predicted, truth = _predict_test(model_dir, test_path, device)
+    y_true, y_pred = predictor.labels.encode(truth), predictor.labels.encode(predicted)
     metrics, per_class, confusion = classification_metrics(y_true, y_pred, predictor.labels.labels)
     metrics["num_test"] = len(y_true)
     return {"metrics": metrics, "per_class": per_class, "confusion": confusion, "labels": predictor.labels.labels}
@@ -115,7 +113,5 @@ def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
 
 def gate_score(model_dir, test_path, device: str = "auto") -> float:
     """Accuracy of any saved classifier on a test file, comparing label names (label sets may differ)."""
-    predictor = ClassifierPredictor.load(model_dir, device)
-    table = pq.read_table(test_path, columns=["text", "label"])
-    predicted = predictor.predict_texts(table.column("text").combine_chunks())["label"].to_numpy()
-    return float((predicted == np.asarray(table.column("label").to_pylist(), dtype=object)).mean())
+    _, predicted, truth = _predict_test(model_dir, test_path, device)
+    return float((np.asarray(predicted, dtype=object) == np.asarray(truth, dtype=object)).mean())

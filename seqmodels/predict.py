@@ -18,7 +18,7 @@ import pyarrow as pa
 import torch
 
 from seqmodels import __version__
-from seqmodels.batching import BatchLoader, SequenceData
+from seqmodels.batching import BatchLoader, SequenceData, batch_to_device
 from seqmodels.featurize import Featurizer
 from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
 from seqmodels.training import resolve_device
@@ -70,7 +70,7 @@ class ClassifierPredictor:
         loader = BatchLoader(data, batch_size=batch_size, shuffle=False, pin_memory=self.device.type == "cuda")
         for batch in loader:
             index = batch["index"].numpy()
-            batch = {k: (v.to(self.device, non_blocking=True) if k != "lengths" else v) for k, v in batch.items()}
+            batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
                 proba = self.model.predict_proba(batch)  # (batch, num_classes)
             best = proba.max(dim=-1)

@@ -20,6 +20,8 @@ from typing import Iterable, Protocol
 import numpy as np
 import torch
 
+from seqmodels.batching import batch_to_device
+
 log = logging.getLogger(__name__)
 
 
@@ -143,7 +145,7 @@ class Trainer:
         for batch in self._progress(self.train_loader, f"epoch {epoch}"):
             if time.monotonic() > deadline:
                 return total / max(count, 1), False
-            batch = self._to_device(batch)
+            batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -163,7 +165,7 @@ class Trainer:
         self.model.eval()
         loss, correct, count = 0.0, 0, 0
         for batch in loader:
-            batch = self._to_device(batch)
+            batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch)
             n = int(out["count"])
@@ -171,10 +173,6 @@ class Trainer:
         return loss / max(count, 1), correct / max(count, 1)
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        non_blocking = self.device.type == "cuda"
-        return {k: (v.to(self.device, non_blocking=non_blocking) if k != "lengths" else v) for k, v in batch.items()}
-
     def _progress(self, loader, desc: str):
         if self.config.progress and sys.stderr.isatty():
             from tqdm import tqdm
