@@ -1,4 +1,4 @@
-"""The ``seqflow`` command line: ``train classify``, ``demo`` (and more as task kinds arrive).
+"""The ``seqflow`` command line: ``train classify``, ``train tag``, ``predict``, ``serve``, ``demo``.
 
 Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands.
 """
@@ -25,13 +25,14 @@ def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: 
                         help=f"{help} (default: {'on' if default else 'off'})")
 
 
-def add_common_training(parser: argparse.ArgumentParser) -> None:
+def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, TSV, JSONL or Parquet",
+                        split_help: str = "stratified", epochs: int = _TR.epochs) -> None:
     """Options every ``train`` sub-command shares: data, naming, run control, tracking."""
-    parser.add_argument("--train", required=True, metavar="FILE", help="training file (CSV, TSV, JSONL or Parquet)")
-    parser.add_argument("--val", metavar="FILE", help="validation file; default: 15%% of --train, stratified")
-    parser.add_argument("--test", metavar="FILE", help="test file; default: 15%% of --train, stratified")
+    parser.add_argument("--train", required=True, metavar="FILE", help=f"training file ({data_help})")
+    parser.add_argument("--val", metavar="FILE", help=f"validation file; default: 15%% of --train, {split_help}")
+    parser.add_argument("--test", metavar="FILE", help=f"test file; default: 15%% of --train, {split_help}")
     parser.add_argument("--model-name", required=True, help="registered model name in MLflow")
-    parser.add_argument("--epochs", type=int, default=_TR.epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs (default: %(default)s)")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
                         help="stop training in time to stay within MINUTES, keeping the best checkpoint")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -96,6 +97,56 @@ def run_train_classify(args: argparse.Namespace) -> dict:
     return result
 
 
+def add_tag(sub) -> None:
+    from seqmodels.tagging.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
+
+    _TAG = TaggerConfig()
+
+    p = sub.add_parser("tag", help="sequence -> one tag per token (NER, part of speech)",
+                       description="Train a BiLSTM/BiGRU(-CRF) sequence tagger end to end and register it in MLflow.")
+    add_common_training(p, "a tagged corpus in --format", "split by sentence", _TAG_TR.epochs)
+    p.add_argument("--format", required=True, choices=["conll2003", "conllu", "gmb", "tsv"],
+                   help="conll2003: 'word POS chunk NER' lines; conllu: Universal Dependencies; gmb: Kaggle GMB "
+                        "ner_dataset.csv; tsv: token<TAB>tag. Sentences are separated by blank lines")
+    p.add_argument("--tag-column", choices=["ner", "pos", "chunk", "upos", "xpos", "tag"],
+                   help="which tags to learn (default: ner for conll2003 / gmb, upos for conllu, tag for tsv)")
+    m = p.add_argument_group("model options")
+    _bool_flag(m, "crf", _TAG.crf, "a CRF output layer (decoding constrained to valid BIO paths for BIO tags)")
+    m.add_argument("--char-encoder", choices=["cnn", "lstm", "none"], default=_TAG.encoder.char_encoder,
+                   help="per-word character encoder carrying case and shape (default: %(default)s)")
+    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=_TAG.encoder.cell, help="(default: %(default)s)")
+    m.add_argument("--embedding-dim", type=int, default=_TAG.encoder.embedding_dim, help="(default: %(default)s)")
+    m.add_argument("--hidden-dim", type=int, default=_TAG.encoder.hidden_dim, help="units per direction (default: %(default)s)")
+    m.add_argument("--num-layers", type=int, default=_TAG.encoder.num_layers, help="stacked BiRNN layers (default: %(default)s)")
+    m.add_argument("--dropout", type=float, default=_TAG.dropout, help="dropout between layers and before the tag layer (default: %(default)s)")
+    m.add_argument("--embedding-dropout", type=float, default=_TAG.encoder.embedding_dropout, help="(default: %(default)s)")
+    m.add_argument("--word-dropout", type=float, default=_TAG.encoder.word_dropout,
+                   help="probability a training word becomes <unk> (its characters stay) (default: %(default)s)")
+    m.add_argument("--subword-buckets", type=int, default=_FEAT.subword_buckets,
+                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off (default: %(default)s)")
+    m.add_argument("--max-vocab", type=int, default=100_000, help="word vocabulary cap (default: %(default)s)")
+    m.add_argument("--min-freq", type=int, default=1, help="minimum word count to enter the vocabulary (default: %(default)s)")
+    t = p.add_argument_group("training options")
+    t.add_argument("--batch-size", type=int, default=_TAG_TR.batch_size, help="sentences per batch (default: %(default)s)")
+    t.add_argument("--lr", type=float, default=_TAG_TR.lr, help="Adam learning rate (default: %(default)s)")
+    t.add_argument("--patience", type=int, default=_TAG_TR.patience,
+                   help="early-stopping patience in epochs, on validation entity F1 (BIO) or token accuracy (default: %(default)s)")
+    p.set_defaults(handler=run_train_tag)
+
+
+def run_train_tag(args: argparse.Namespace) -> dict:
+    from flows.train_flow import train_tagger_flow
+
+    return train_tagger_flow(
+        train=args.train, val=args.val, test=args.test, model_name=args.model_name, format=args.format,
+        tag_column=args.tag_column, crf=args.crf, char_encoder=args.char_encoder, epochs=args.epochs,
+        time_budget_minutes=args.time_budget, device=args.device, seed=args.seed, cell=args.cell,
+        embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, num_layers=args.num_layers, dropout=args.dropout,
+        embedding_dropout=args.embedding_dropout, word_dropout=args.word_dropout, subword_buckets=args.subword_buckets,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, max_vocab=args.max_vocab,
+        min_freq=args.min_freq, resume=args.resume, tracking_uri_override=args.tracking_uri, home=args.data_dir)
+
+
 def run_demo(args: argparse.Namespace) -> dict:
     from flows.demo import run_demo as demo
 
@@ -104,8 +155,8 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 def add_predict(commands) -> None:
     p = commands.add_parser("predict", help="run the batch flow once: new inbox files -> Parquet",
-                            description="Classify every new file of an inbox (or one file) with a registered model, "
-                                        "exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
+                            description="Classify or tag every new file of an inbox (or one file) with a registered "
+                                        "model, exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
     p.add_argument("--model-name", required=True, help="registered model name")
     p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
     p.add_argument("--input", required=True, metavar="DIR_OR_FILE", help="inbox directory or a single file")
@@ -138,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqflow", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train, evaluate and register a model")
-    add_classify(train.add_subparsers(dest="kind", required=True, metavar="KIND"))
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
+    add_classify(kinds)
+    add_tag(kinds)
     add_predict(commands)
     serve = commands.add_parser("serve", help="serve the nightly batch and training deployments against a Prefect server")
     serve.set_defaults(handler=run_serve)

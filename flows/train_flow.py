@@ -1,9 +1,13 @@
-"""The training flow: ingest -> preprocess -> split -> fit tokenizer -> train -> evaluate -> register."""
+"""The training flows: ingest -> preprocess -> split -> fit tokenizer -> train -> evaluate -> register.
+
+``train-classifier`` and ``train-tagger`` share every stage after ingestion; the task kind picks the
+model and the metrics.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
@@ -13,14 +17,17 @@ from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
+from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
 from seqmodels.training import TrainerConfig
-from tasks.prepare import fit_tokenizer, ingest_file, preprocess_file, split_dataset
+from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
 from tasks.settings import data_dir, tracking_uri
 from tasks.tracking import start_tracking
 from tasks.train import config_params, evaluate_model, train_model
 
 _ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig(), FeaturizerConfig()
+_TAG = TaggerConfig()
+_TAG_TR = TAGGER_TRAINING
 
 
 @flow(name="train-classifier", log_prints=True)
@@ -88,11 +95,17 @@ def train_classifier_flow(
                                    features)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
-    evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device)
-    # load: tracking and the registry
+    return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device)
+
+
+def _evaluate_and_register(task_kind: str, model_dir: str, splits: dict, run_dir: Path, run_id: str, uri: str,
+                           model_name: str, device: str) -> dict:
+    """evaluate -> log to MLflow -> register behind the gate; the flow's result (the CLI's JSON line)."""
+    evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device, task_kind)
     log_evaluation(run_id, evaluation, uri)
+    metric = evaluation["gate_metric"]
     registered = register_model(run_id, model_dir, model_name, splits["test"], uri,
-                                new_score=evaluation["metrics"]["accuracy"], device=device)
+                                new_score=evaluation["metrics"][metric], gate_metric=metric, device=device)
     (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     return {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
             "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}
@@ -113,5 +126,67 @@ def _run_dir(home: Path, model_name: str, resume: bool) -> Path:
     return path
 
 
-def _tags(run_dir: Path) -> dict:
-    return {"prefect_flow_run_id": str(runtime.flow_run.id or ""), "seqflow.task": "classify", "run_dir": str(run_dir)}
+def _tags(run_dir: Path, task_kind: str = "classify") -> dict:
+    return {"prefect_flow_run_id": str(runtime.flow_run.id or ""), "seqflow.task": task_kind, "run_dir": str(run_dir)}
+
+
+@flow(name="train-tagger", log_prints=True)
+def train_tagger_flow(
+    train: str,
+    model_name: str,
+    format: Literal["conll2003", "conllu", "gmb", "tsv"] = "conll2003",
+    tag_column: Literal["ner", "pos", "chunk", "upos", "xpos", "tag"] | None = None,
+    val: str | None = None,
+    test: str | None = None,
+    crf: bool = _TAG.crf,
+    char_encoder: Literal["cnn", "lstm", "none"] = _TAG.encoder.char_encoder,
+    epochs: int = _TAG_TR.epochs,
+    time_budget_minutes: float | None = None,
+    device: Literal["auto", "cpu", "cuda"] = "auto",
+    seed: int = _TAG_TR.seed,
+    cell: Literal["rnn", "gru", "lstm"] = _TAG.encoder.cell,
+    embedding_dim: int = _TAG.encoder.embedding_dim,
+    hidden_dim: int = _TAG.encoder.hidden_dim,
+    num_layers: int = _TAG.encoder.num_layers,
+    dropout: float = _TAG.dropout,
+    embedding_dropout: float = _TAG.encoder.embedding_dropout,
+    word_dropout: float = _TAG.encoder.word_dropout,
+    subword_buckets: int = _FEAT.subword_buckets,
+    batch_size: int = _TAG_TR.batch_size,
+    lr: float = _TAG_TR.lr,
+    patience: int = _TAG_TR.patience,
+    max_vocab: int | None = 100_000,
+    min_freq: int = 1,
+    resume: bool = False,
+    tracking_uri_override: str | None = None,
+    home: str | None = None,
+) -> dict:
+    """Train a sequence tagger (NER / POS), track it in MLflow and register it behind the promotion gate."""
+    home_dir = data_dir(home)
+    uri = tracking_uri(tracking_uri_override, home)
+    run_dir = _run_dir(home_dir, model_name, resume)
+    encoder = replace(_TAG.encoder, cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
+                      dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout,
+                      char_encoder="cnn" if char_encoder == "none" else char_encoder)
+    model_config = TaggerConfig(encoder=encoder, crf=crf, dropout=dropout)
+    trainer_config = replace(_TAG_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
+                             seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
+    params = {"task": "tag", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
+              "format": format, "tag_column": tag_column, "max_vocab": max_vocab, "min_freq": min_freq,
+              "subword_buckets": subword_buckets, "char_encoder": char_encoder,
+              **config_params(model_config, trainer_config)}
+    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params, _tags(run_dir, "tag"), home)
+
+    # extract: every given corpus file into the canonical tagged table (tokens and tags are already split)
+    given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
+    raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), format, tag_column)
+           for part, path in given.items()}
+    splits = split_dataset(raw, str(run_dir / "splits"), seed)
+    # transform: vocabularies (words lower-cased with digits as 0; characters as written), training
+    features = {"subword_buckets": subword_buckets, "char_features": char_encoder != "none", "word_norm": "lower_digits"}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", max_vocab, min_freq,
+                                   asdict(_CLEAN), features, task_kind="tag")
+    model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
+                            asdict(trainer_config), False, resume, run_id, task_kind="tag")
+    # load: evaluation, tracking and the registry
+    return _evaluate_and_register("tag", model_dir, splits, run_dir, run_id, uri, model_name, device)

@@ -14,7 +14,8 @@ from seqmodels.vocab import PAD_ID, UNK_ID
 
 @dataclass
 class SequenceData:
-    """Sequences stored flat (CSR): ``ids[offsets[i]:offsets[i+1]]`` is sequence ``i``; ``targets`` per sequence.
+    """Sequences stored flat (CSR): ``ids[offsets[i]:offsets[i+1]]`` is sequence ``i``; ``targets`` per sequence
+    (classification) or ``token_targets`` per token, aligned with ``ids`` (tagging).
 
     Optional per-token features are CSR over the flat tokens: ``subword_ids[subword_offsets[t]:
     subword_offsets[t+1]]`` are token ``t``'s hashed character n-gram ids (>= 1; 0 is padding), and
@@ -28,6 +29,7 @@ class SequenceData:
     subword_offsets: np.ndarray | None = None
     char_ids: np.ndarray | None = None
     char_offsets: np.ndarray | None = None
+    token_targets: np.ndarray | None = None
 
     @classmethod
     def from_arrow(cls, id_lists: pa.ListArray | pa.ChunkedArray, targets: np.ndarray | None = None) -> "SequenceData":
@@ -75,6 +77,19 @@ def pad_batch(data: SequenceData, index: np.ndarray) -> tuple[torch.Tensor, torc
     tokens = np.full((len(index), max_len), PAD_ID, dtype=np.int64)
     tokens[mask] = data.ids[(starts[:, None] + grid[None, :])[mask]]
     return torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64))
+
+
+IGNORE_TAG = -100  # a padded position's tag: ignored by the loss and never decoded
+
+
+def pad_token_targets(data: SequenceData, index: np.ndarray) -> torch.Tensor:
+    """Padded ``(batch, max_len)`` int64 per-token targets; padding is :data:`IGNORE_TAG`."""
+    starts, lengths = data.offsets[index], data.lengths[index]
+    grid = np.arange(int(lengths.max()))
+    mask = grid[None, :] < lengths[:, None]  # (batch, max_len)
+    tags = np.full(mask.shape, IGNORE_TAG, dtype=np.int64)
+    tags[mask] = data.token_targets[(starts[:, None] + grid[None, :])[mask]]
+    return torch.from_numpy(tags)
 
 
 def pad_token_features(data: SequenceData, index: np.ndarray, values: np.ndarray,
@@ -140,6 +155,8 @@ class BatchLoader:
         batch = {"tokens": tokens, "lengths": lengths, "index": torch.from_numpy(np.asarray(index, dtype=np.int64))}
         if self.data.targets is not None:
             batch["targets"] = torch.from_numpy(self.data.targets[index])
+        if self.data.token_targets is not None:
+            batch["tags"] = pad_token_targets(self.data, index)
         for key, (values, value_offsets) in self.data.token_features().items():
             batch[key] = pad_token_features(self.data, index, values, value_offsets)
         if self.pin_memory:

@@ -5,7 +5,6 @@ Each function reads and writes files so orchestration can run them as separate s
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from seqmodels.batching import BatchLoader
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.metrics import classification_metrics
 from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
-from seqmodels.predict import ClassifierPredictor, save_model_dir
-from seqmodels.training import Callback, Trainer, TrainerConfig, TrainResult, seed_everything
+from seqmodels.fitting import fit_and_save
+from seqmodels.predict import ClassifierPredictor
+from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
 
 
@@ -81,17 +80,8 @@ def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint
     encoder = replace(model_config.encoder, **featurizer.encoder_fields())
     config = replace(model_config, encoder=encoder, num_classes=len(labels))
     weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
-    model = RNNClassifier(config, class_weights=weights)
-    pin = trainer_config.device != "cpu" and torch.cuda.is_available()
-    trainer = Trainer(model, trainer_config,
-                      BatchLoader(train_data, trainer_config.batch_size, shuffle=True, seed=trainer_config.seed, pin_memory=pin),
-                      BatchLoader(val_data, 512, pin_memory=pin), checkpoint_dir=checkpoint_dir, callbacks=callbacks)
-    if resume:
-        trainer.resume()
-    result = trainer.fit()
-    save_model_dir(model_dir, "classify", trainer.model, featurizer, labels)
-    (Path(model_dir) / "history.json").write_text(json.dumps(result.__dict__, indent=2), encoding="utf-8")
-    return Path(model_dir), result
+    return fit_and_save("classify", RNNClassifier(config, class_weights=weights), featurizer, labels, train_data,
+                        val_data, model_dir, checkpoint_dir, trainer_config, resume, callbacks)
 
 
 def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredictor, list[str], list[str]]:
@@ -108,7 +98,8 @@ def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
     y_true, y_pred = predictor.labels.encode(truth), predictor.labels.encode(predicted)
     metrics, per_class, confusion = classification_metrics(y_true, y_pred, predictor.labels.labels)
     metrics["num_test"] = len(y_true)
-    return {"metrics": metrics, "per_class": per_class, "confusion": confusion, "labels": predictor.labels.labels}
+    return {"metrics": metrics, "tables": {"per_class": per_class}, "confusion": confusion,
+            "labels": predictor.labels.labels}
 
 
 def gate_score(model_dir, test_path, device: str = "auto") -> float:

@@ -11,6 +11,9 @@ then gathered for every occurrence with NumPy, never per row in Python:
   buckets; ids are ``1 .. subword_buckets`` (0 is padding). Unseen words share n-grams with seen ones.
 * chars: the token's character ids (first ``char_max_len``) in a character vocabulary fitted on the
   training tokens, for a character-CNN word encoder.
+
+``word_norm = "lower_digits"`` (taggers) looks words up lower-cased with every digit as ``0``, while
+subwords and characters still see the token as written, so case and shape reach the model there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from seqmodels.cleaning import CleanConfig, clean_column, tokenize_column
 from seqmodels.vocab import UNK_ID, Vocabulary, VocabConfig, char_token_lists
 
 TOKENS_TYPE = pa.list_(pa.string())
+WORD_NORMS = ("none", "lower_digits")
 
 
 @dataclass
@@ -45,6 +49,7 @@ class FeaturizerConfig:
     subword_max_n: int = 5
     char_features: bool = True
     char_max_len: int = 20
+    word_norm: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.clean, dict):
@@ -53,6 +58,8 @@ class FeaturizerConfig:
             self.vocab = VocabConfig(**self.vocab)
         if self.subword_buckets < 0 or not 1 <= self.subword_min_n <= self.subword_max_n:
             raise ValueError("need subword_buckets >= 0 and 1 <= subword_min_n <= subword_max_n")
+        if self.word_norm not in WORD_NORMS:
+            raise ValueError(f"word_norm must be one of {WORD_NORMS}, got {self.word_norm!r}")
         if self.char_max_len < 1:
             raise ValueError(f"char_max_len must be >= 1, got {self.char_max_len}")
 
@@ -76,6 +83,15 @@ def hashed_ngrams(token: str, min_n: int, max_n: int, buckets: int) -> list[int]
             for n in range(min_n, max_n + 1) for i in range(len(word) - n + 1)]
 
 
+def normalize_words(tokens: pa.ListArray, norm: str) -> pa.ListArray:
+    """Tokens as the word vocabulary sees them: as written, or lower-cased with digits as ``0``."""
+    tokens = _combined(tokens)
+    if norm == "none":
+        return tokens
+    values = pc.replace_substring_regex(pc.utf8_lower(tokens.values), pattern=r"\d", replacement="0")
+    return pa.ListArray.from_arrays(tokens.offsets, values)
+
+
 def text_to_tokens(texts: Sequence[str | None] | pa.Array, clean: CleanConfig) -> tuple[pa.Array, pa.ListArray]:
     """Cleaned strings and word tokens of raw texts, both as Arrow arrays."""
     cleaned = clean_column(texts, clean)
@@ -95,7 +111,8 @@ class Featurizer:
     def fit(cls, cleaned: pa.Array, tokens: pa.ListArray, config: FeaturizerConfig) -> "Featurizer":
         """Fit the vocabulary on the training split's tokens (or characters, for a char-level vocabulary),
         and the character vocabulary of the tokens when char features are on."""
-        units = char_token_lists(cleaned.to_pylist()) if config.vocab.level == "char" else tokens.to_pylist()
+        units = (char_token_lists(cleaned.to_pylist()) if config.vocab.level == "char"
+                 else normalize_words(tokens, config.word_norm).to_pylist())
         char_vocab = None
         if config.uses_chars:
             uniques = pc.unique(pc.list_flatten(_combined(tokens))).drop_null().to_pylist()
@@ -108,15 +125,25 @@ class Featurizer:
                 "subword_buckets": self.config.subword_buckets if self.config.uses_subwords else 0,
                 "char_vocab_size": len(self.char_vocab) if self.char_vocab is not None else 0}
 
-    def units(self, cleaned: pa.Array, tokens: pa.ListArray) -> pa.ListArray:
-        """What the vocabulary indexes: the word tokens, or the characters of the cleaned text."""
+    def units(self, cleaned: pa.Array | None, tokens: pa.ListArray) -> pa.ListArray:
+        """What the vocabulary indexes: the (normalised) word tokens, or the characters of the cleaned text."""
         if self.config.vocab.level == "char":
             return pa.array(char_token_lists(cleaned.to_pylist()), type=TOKENS_TYPE)
-        return tokens
+        return normalize_words(tokens, self.config.word_norm)
 
-    def encode(self, cleaned: pa.Array, tokens: pa.ListArray, targets: np.ndarray | None = None) -> SequenceData:
-        """Model inputs for already cleaned and tokenised texts (as stored in the preprocessed Parquet)."""
+    def encode(self, cleaned: pa.Array | None, tokens: pa.ListArray, targets: np.ndarray | None = None,
+               token_targets: np.ndarray | None = None) -> SequenceData:
+        """Model inputs for already cleaned and tokenised texts (as stored in the preprocessed Parquet).
+
+        ``targets``: one class id per text; ``token_targets``: one tag id per token, flat in text order
+        (tagging; then no text may be empty, since an empty text is encoded as one ``<unk>``).
+        """
         data = SequenceData.from_arrow(self.vocab.encode(self.units(cleaned, tokens)), targets)
+        if token_targets is not None:
+            if len(token_targets) != len(data.ids):
+                raise ValueError(f"{len(token_targets)} token targets for {len(data.ids)} tokens; "
+                                 "every sentence needs one tag per token and at least one token")
+            data.token_targets = np.asarray(token_targets, dtype=np.int64)
         if self.config.uses_subwords or self.config.uses_chars:
             self._add_token_features(data, _combined(tokens))
         return data

@@ -1,4 +1,4 @@
-"""Exactly-once batch prediction of an inbox of text files into Parquet.
+"""Exactly-once batch prediction (classification or tagging) of an inbox of text files into Parquet.
 
 - A **ledger** (``OUTPUT/_ledger.jsonl``, append-only) records every processed file by path and
   content hash; a file is new when its (path, hash) pair is not in it.
@@ -173,8 +173,8 @@ def predict_file(item: InboxFile, output: str | Path, predict: PredictFn, column
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
             rows += table.num_rows
-            for label, n in pd.Series(table.column("label").to_pylist()).value_counts().items():
-                counts[str(label)] = counts.get(str(label), 0) + int(n)
+            for label, n in _prediction_counts(table).items():
+                counts[label] = counts.get(label, 0) + n
         if writer is not None:
             writer.close()
     except (ReaderError, UnicodeDecodeError, pa.ArrowInvalid) as err:
@@ -187,25 +187,40 @@ def predict_file(item: InboxFile, output: str | Path, predict: PredictFn, column
     return _record(output, item, FileOutcome(item.path, "written", rows, str(target), label_counts=counts), started)
 
 
+def _prediction_counts(table: pa.Table) -> dict[str, int]:
+    """What a file's predictions hold: rows per label (classifiers) or entities per type (BIO taggers)."""
+    if "label" in table.column_names:
+        return {str(k): int(n) for k, n in pd.Series(table.column("label").to_pylist()).value_counts().items()}
+    if "entities" in table.column_names:
+        types = [e["type"] for row in table.column("entities").to_pylist() if row for e in row]
+        return {str(k): int(n) for k, n in pd.Series(types, dtype=object).value_counts().items()}
+    return {}
+
+
 def _predict_chunk(chunk: pd.DataFrame, source: str, predict: PredictFn, columns: dict) -> pa.Table:
     """Predictions for one chunk; empty texts keep their row with null predictions and a reason."""
     texts = chunk["text"]
-    empty = texts.isna() | (texts.astype(str).str.strip() == "")
+    empty = (texts.isna() | (texts.astype(str).str.strip() == "")).to_numpy()
     predicted = predict(texts[~empty].tolist())
     frame = pd.DataFrame({"source_file": source, "row": chunk["row"].astype("int64"), "text": texts.astype(object)})
+    filled = np.flatnonzero(~empty)  # (n_predicted,) rows that got a prediction
     for name in predicted.columns:
-        values = pd.Series([None] * len(chunk), dtype=object)
-        values[~empty.to_numpy()] = predicted[name].tolist()
-        frame[name] = values.where(~empty.to_numpy(), None)
+        values = np.full(len(chunk), None, dtype=object)
+        for position, value in zip(filled, predicted[name].tolist()):  # lists (tokens, tags) stay one cell each
+            values[position] = value
+        frame[name] = values
     for name, value in columns.items():
         frame[name] = value
-    frame["reason"] = pd.Series(np.where(empty.to_numpy(), EMPTY_TEXT, None), dtype=object)
+    frame["reason"] = pd.Series(np.where(empty, EMPTY_TEXT, None), dtype=object)
     return pa.Table.from_pandas(frame, preserve_index=False, schema=_schema(frame))
 
 
 KNOWN_TYPES = {"source_file": pa.string(), "row": pa.int64(), "text": pa.string(), "label": pa.string(),
                "score": pa.float64(), "model_name": pa.string(), "model_version": pa.string(), "run_id": pa.string(),
-               "reason": pa.string()}
+               "reason": pa.string(), "tokens": pa.list_(pa.string()), "tags": pa.list_(pa.string()),
+               "entities": pa.list_(pa.struct([("type", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+                                               ("text", pa.string()), ("char_start", pa.int64()),
+                                               ("char_end", pa.int64())]))}
 
 
 def _schema(frame: pd.DataFrame) -> pa.Schema:

@@ -45,6 +45,15 @@ def read_model_meta(directory: str | Path) -> dict:
     return json.loads((Path(directory) / "model.json").read_text(encoding="utf-8"))
 
 
+def load_model_parts(directory: str | Path, config_cls, model_cls, device: str = "auto"):
+    """``(model on device, featurizer, label map, device)`` of a model directory; weights only, no pickles."""
+    directory = Path(directory)
+    target = resolve_device(device)
+    model = model_cls(config_cls.from_dict(read_model_meta(directory)["model_config"]))
+    model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
+    return model.to(target), Featurizer.load(directory), LabelMap.load(directory / "labels.json"), target
+
+
 class ClassifierPredictor:
     """Raw texts -> (label, score) with a trained :class:`RNNClassifier`."""
 
@@ -55,12 +64,7 @@ class ClassifierPredictor:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "ClassifierPredictor":
-        directory = Path(directory)
-        target = resolve_device(device)
-        config = ClassifierConfig.from_dict(read_model_meta(directory)["model_config"])
-        model = RNNClassifier(config)
-        model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
-        return cls(model.to(target), Featurizer.load(directory), LabelMap.load(directory / "labels.json"), target)
+        return cls(*load_model_parts(directory, ClassifierConfig, RNNClassifier, device))
 
     @torch.inference_mode()
     def predict_ids(self, data: SequenceData, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +100,10 @@ class ClassifierPredictor:
 
 def load_predictor(directory: str | Path, device: str = "auto"):
     """The predictor for whatever task kind the model directory holds."""
+    from seqmodels.tagging.predict import TaggerPredictor  # late: the tagging package imports this module
+
     task = read_model_meta(directory)["task"]
-    predictors = {"classify": ClassifierPredictor}
+    predictors = {"classify": ClassifierPredictor, "tag": TaggerPredictor}
     if task not in predictors:
         raise ValueError(f"{directory}: unknown task kind {task!r}; this seqflow knows {sorted(predictors)}")
     return predictors[task].load(directory, device)

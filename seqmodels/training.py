@@ -2,7 +2,8 @@
 
 The trainer knows nothing about the model beyond ``model.step(batch) -> {"loss", "correct", "count"}``.
 Events go to callbacks (``on_epoch_end(trainer, record)``), which is how tracking is plugged in from
-outside the library.
+outside the library. The epoch to keep is chosen on ``config.monitor``: the validation loss, or any
+metric a ``val_scorer(model) -> {name: value}`` adds to the epoch record (a tagger's entity F1, say).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 import torch
@@ -23,11 +24,16 @@ import torch
 from seqmodels.batching import batch_to_device
 
 log = logging.getLogger(__name__)
+_LOGGED = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s")
 
 
 @dataclass
 class TrainerConfig:
-    """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on validation loss."""
+    """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on ``monitor``.
+
+    ``monitor`` is ``val_loss`` (lower is better) or a key the trainer's ``val_scorer`` returns
+    (higher is better).
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -42,6 +48,7 @@ class TrainerConfig:
     amp: bool = True
     seed: int = 42
     progress: bool = True
+    monitor: str = "val_loss"
 
 
 @dataclass
@@ -51,6 +58,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
+    best_score: float | None = None
     stop_reason: str = "max_epochs"
     train_time_s: float = 0.0
 
@@ -79,8 +87,12 @@ class Trainer:
     """Fits ``model`` on ``train_loader`` and selects the epoch with the lowest validation loss."""
 
     def __init__(self, model: torch.nn.Module, config: TrainerConfig, train_loader, val_loader,
-                 checkpoint_dir: str | Path | None = None, callbacks: Iterable[Callback] = ()):
+                 checkpoint_dir: str | Path | None = None, callbacks: Iterable[Callback] = (),
+                 val_scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None):
+        if config.monitor != "val_loss" and val_scorer is None:
+            raise ValueError(f"monitor={config.monitor!r} needs a val_scorer that returns it")
         self.config = config
+        self.val_scorer = val_scorer
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -88,8 +100,9 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.use_amp = config.amp and self.device.type == "cuda"
         self.optimizer = make_adam(model.parameters(), config.lr, config.weight_decay)
+        self.maximize = config.monitor != "val_loss"
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+            self.optimizer, mode="max" if self.maximize else "min", factor=config.lr_factor, patience=config.lr_patience)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.result = TrainResult()
         self.start_epoch = 1
@@ -111,21 +124,27 @@ class Trainer:
                 self.result.stop_reason = "time_budget"
                 break
             val_loss, val_accuracy = self.evaluate(self.val_loader)
-            self.scheduler.step(val_loss)
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy,
-                      "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.monotonic() - epoch_start}
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+            if self.val_scorer is not None:
+                self.model.eval()
+                record.update(self.val_scorer(self.model))
+            score = record[self.config.monitor]
+            self.scheduler.step(score)
+            record.update(lr=self.optimizer.param_groups[0]["lr"], epoch_time_s=time.monotonic() - epoch_start)
             self.result.history.append(record)
             self.result.train_time_s = time.monotonic() - started
-            improved = val_loss < self.result.best_val_loss
+            improved = self._improves(score)
             if improved:
                 self.result.best_val_loss, self.result.best_epoch = val_loss, epoch
+                self.result.best_score = score
                 self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 epochs_without_gain = 0
             else:
                 epochs_without_gain += 1
             self._save_checkpoints(epoch, improved)
-            log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f  %.1fs%s", epoch, train_loss,
-                     val_loss, val_accuracy, record["epoch_time_s"], "  *best*" if improved else "")
+            extra = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _LOGGED)
+            log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f%s  %.1fs%s", epoch, train_loss,
+                     val_loss, val_accuracy, extra, record["epoch_time_s"], "  *best*" if improved else "")
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
             if epochs_without_gain >= self.config.patience:
@@ -134,6 +153,12 @@ class Trainer:
         self.result.train_time_s = time.monotonic() - started
         self._restore_best()
         return self.result
+
+    def _improves(self, score: float) -> bool:
+        if self.result.best_epoch == 0:
+            return True
+        best = self.result.best_score if self.result.best_score is not None else self.result.best_val_loss
+        return score > best if self.maximize else score < best
 
     def _train_epoch(self, epoch: int, deadline: float) -> tuple[float, bool]:
         """One pass over the training batches; returns (mean loss, whether the epoch finished in time)."""

@@ -12,7 +12,7 @@ from seqmodels.classify import fit_featurizer, preprocess_table, write_parquet_a
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.readers import ReadSpec, read_labeled
-from seqmodels.split import SplitConfig, stratified_split
+from seqmodels.split import SplitConfig, split_range, stratified_split
 from seqmodels.vocab import VocabConfig
 
 
@@ -25,6 +25,14 @@ def ingest_file(path: str, out_path: str, text_col: str, label_col: str, fmt: st
     return str(write_parquet_atomic(table, out_path))
 
 
+@task(retries=1, retry_delay_seconds=2)
+def ingest_tagged_file(path: str, out_path: str, fmt: str, tag_column: str | None = None) -> str:
+    """Read a tagged corpus (conll2003 / conllu / gmb / tsv) into the canonical tagged Parquet table."""
+    from seqmodels.tagging.stages import ingest_tagged
+
+    return str(ingest_tagged(path, out_path, fmt, tag_column))
+
+
 @task
 def preprocess_file(raw_path: str, out_path: str, clean: dict) -> str:
     """Clean and tokenise the text column into ``clean`` / ``tokens`` columns."""
@@ -33,7 +41,8 @@ def preprocess_file(raw_path: str, out_path: str, clean: dict) -> str:
 
 @task
 def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int) -> dict[str, str]:
-    """Stratified, seeded train / val / test files; parts the user gave are kept as they are.
+    """Seeded train / val / test files (stratified on ``label`` when there is one, by sentence for tagged
+    tables); parts the user gave are kept as they are.
 
     With no val and no test file: 70 / 15 / 15. With one of them given, the other is cut from train
     (15 % of it).
@@ -44,7 +53,11 @@ def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int) -> dict[
     table = pq.read_table(clean_paths["train"])
     fractions = {"val": 0.15, "test": 0.15} if len(missing) == 2 else {missing[0]: 0.15, _other(missing[0]): 0.0}
     config = SplitConfig(train=1 - sum(fractions.values()), val=fractions["val"], test=fractions["test"], seed=seed)
-    parts = dict(zip(("train", "val", "test"), stratified_split(table.column("label").to_numpy(), config)))
+    if "label" in table.column_names:
+        indices = stratified_split(table.column("label").to_numpy(), config)
+    else:
+        indices = split_range(table.num_rows, config)
+    parts = dict(zip(("train", "val", "test"), indices))
     out = dict(clean_paths)
     for part in ["train", *missing]:
         out[part] = str(write_parquet_atomic(table.take(pa.array(parts[part])), Path(out_dir) / f"{part}.parquet"))
@@ -57,8 +70,12 @@ def _other(part: str) -> str:
 
 @task
 def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict,
-                  features: dict | None = None) -> str:
-    """Fit the vocabulary (word or character level), token features and label map on train; saved as JSON."""
+                  features: dict | None = None, task_kind: str = "classify") -> str:
+    """Fit the vocabulary (word or character level), token features and label (or tag) map on train; JSON."""
     config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq),
                               **(features or {}))
+    if task_kind == "tag":
+        from seqmodels.tagging.stages import fit_tag_featurizer
+
+        return str(fit_tag_featurizer(train_path, out_dir, config))
     return str(fit_featurizer(train_path, out_dir, config))

@@ -10,13 +10,28 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 import seqmodels
-from seqmodels.classify import gate_score
+from seqmodels.kinds import get_kind
+from seqmodels.predict import read_model_meta
 from tasks.settings import configure_mlflow
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PIP_REQUIREMENTS = ["torch>=2.4,<2.14", "numpy", "pandas", "pyarrow", "nltk", "mlflow>=3,<4"]
-EXAMPLE_TEXTS = ["Stocks rally as oil prices fall", "Team wins the championship final"]
+EXAMPLE_TEXTS = {"classify": ["Stocks rally as oil prices fall", "Team wins the championship final"],
+                 "tag": ["Peter Navarro said on Sunday that the EU rejects German calls."]}
+
+
+def model_signature(task_kind: str, example: pd.DataFrame):
+    """The pyfunc input schema: ``text`` for classifiers; ``text`` or pre-tokenised ``tokens`` for taggers."""
+    from mlflow.models import infer_signature
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import DataType
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    if task_kind != "tag":
+        return infer_signature(example)
+    return ModelSignature(inputs=Schema([ColSpec(DataType.string, "text", required=False),
+                                         ColSpec(Array(DataType.string), "tokens", required=False)]))
 
 
 @task
@@ -49,17 +64,19 @@ def register_model(run_id: str, model_dir: str, model_name: str, test_path: str,
     logger = get_run_logger()
     configure_mlflow(tracking_uri)
     client = MlflowClient()
-    champion_score, champion_version = _champion_score(client, model_name, test_path, device)
+    task_kind = read_model_meta(model_dir)["task"]
+    champion_score, champion_version = _champion_score(client, model_name, test_path, device, gate_metric)
+    example = pd.DataFrame({"text": EXAMPLE_TEXTS[task_kind]})
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"model_dir": model_dir},
             code_paths=[str(Path(seqmodels.__file__).parent)], pip_requirements=PIP_REQUIREMENTS,
-            input_example=pd.DataFrame({"text": EXAMPLE_TEXTS}))
+            input_example=example, signature=model_signature(task_kind, example))
     version = mlflow.register_model(info.model_uri, model_name).version
     promote = champion_score is None or new_score >= champion_score
     alias = CHAMPION if promote else CHALLENGER
     client.set_registered_model_alias(model_name, alias, version)
-    tags = {"gate_metric": gate_metric, "gate_score": f"{new_score:.6f}", "run_id": run_id,
+    tags = {"task": task_kind, "gate_metric": gate_metric, "gate_score": f"{new_score:.6f}", "run_id": run_id,
             "champion_score_before": "none" if champion_score is None else f"{champion_score:.6f}",
             "champion_version_before": champion_version or "none"}
     for key, value in tags.items():
@@ -72,7 +89,8 @@ def register_model(run_id: str, model_dir: str, model_name: str, test_path: str,
                      "champion_version_before": champion_version}}
 
 
-def _champion_score(client, model_name: str, test_path: str, device: str) -> tuple[float | None, str | None]:
+def _champion_score(client, model_name: str, test_path: str, device: str,
+                    metric: str) -> tuple[float | None, str | None]:
     """The current champion's score on this test set, from its own artifacts; (None, None) if there is none."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -84,4 +102,5 @@ def _champion_score(client, model_name: str, test_path: str, device: str) -> tup
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(f"models:/{model_name}/{champion.version}", dst_path=tmp)
         model_dir = next(Path(local).glob("artifacts/*/model.json")).parent  # the pyfunc's model_dir artifact
-        return gate_score(model_dir, test_path, device), str(champion.version)
+        kind = get_kind(read_model_meta(model_dir)["task"])
+        return kind.gate_score(model_dir, test_path, device, metric), str(champion.version)

@@ -58,3 +58,28 @@ def trained_classifier(prefect_harness, tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("seqflow-home")
     result = train_tiny(home)
     return {**result, "home": home}
+
+
+PEOPLE = [["Peter", "Blackburn"], ["Angela", "Merkel"], ["John"], ["Maria", "Lopez"]]
+PLACES = [["Brussels"], ["New", "York"], ["Paris"], ["Berlin"]]
+ORGS = [["EU"], ["Reuters"], ["United", "Nations"]]
+TEMPLATES = [("PER", "visited", "LOC", "on", "Monday", "."), ("ORG", "said", "PER", "left", "LOC", "."),
+             ("PER", "joined", "ORG", "in", "1996", "."), ("The", "ORG", "met", "in", "LOC", "today", ".")]
+
+
+def tiny_ner_conll(n: int, seed: int) -> str:
+    """Synthetic CoNLL-2003 text (``word POS chunk NER``) whose entities come from small name lists."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    pools = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
+    for i in range(n):
+        for slot in TEMPLATES[i % len(TEMPLATES)]:
+            if slot in pools:
+                name = pools[slot][int(rng.integers(len(pools[slot])))]
+                lines += [f"{w} NNP B-NP {'B' if j == 0 else 'I'}-{slot}" for j, w in enumerate(name)]
+            else:
+                lines.append(f"{slot} XX O O")
+        lines.append("")
+    return "\n".join(lines) + "\n"

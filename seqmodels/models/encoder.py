@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqmodels.models.char_encoder import CharCNNEncoder, CharEncoderConfig
+from seqmodels.models.char_encoder import CharEncoderConfig, build_char_encoder
 from seqmodels.vocab import PAD_ID, UNK_ID
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -22,7 +22,7 @@ class EncoderConfig:
     ``vocab_size``, ``subword_buckets`` and ``char_vocab_size`` are set by the caller from
     ``Featurizer.encoder_fields()``; 0 turns the subword / character-CNN parts of the embedding off.
     A token's vector is ``word embedding + subword_pooling(n-gram embeddings)``, concatenated with its
-    character-CNN vector when ``char_vocab_size > 0``.
+    character-encoder vector (``char_encoder``: a CNN or a BiLSTM) when ``char_vocab_size > 0``.
     """
 
     vocab_size: int = 0
@@ -41,6 +41,8 @@ class EncoderConfig:
     char_embedding_dim: int = 25
     char_filters: int = 50
     char_kernel_size: int = 3
+    char_encoder: str = "cnn"
+    char_hidden_dim: int = 25
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -51,12 +53,13 @@ class EncoderConfig:
     @property
     def char_config(self) -> CharEncoderConfig:
         return CharEncoderConfig(vocab_size=self.char_vocab_size, embedding_dim=self.char_embedding_dim,
-                                 filters=self.char_filters, kernel_size=self.char_kernel_size)
+                                 filters=self.char_filters, kernel_size=self.char_kernel_size,
+                                 kind=self.char_encoder, hidden_dim=self.char_hidden_dim)
 
     @property
     def input_dim(self) -> int:
         """Size of a token's vector fed to the RNN."""
-        return self.embedding_dim + (self.char_filters if self.char_vocab_size else 0)
+        return self.embedding_dim + (self.char_config.output_dim if self.char_vocab_size else 0)
 
     @property
     def output_dim(self) -> int:
@@ -79,7 +82,7 @@ class RecurrentEncoder(nn.Module):
                     nn.init.normal_(table.weight, std=config.embedding_init_std)
                     with torch.no_grad():
                         table.weight[0].zero_()  # padding row
-        self.char_encoder = CharCNNEncoder(config.char_config) if config.char_vocab_size else None
+        self.char_encoder = build_char_encoder(config.char_config) if config.char_vocab_size else None
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = CELLS[config.cell](
             config.input_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True,

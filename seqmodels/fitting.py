@@ -1,0 +1,34 @@
+"""Training any seqmodels model on encoded splits and saving it as a model directory (every task kind)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from seqmodels.batching import BatchLoader, SequenceData
+from seqmodels.featurize import Featurizer
+from seqmodels.predict import save_model_dir
+from seqmodels.training import Callback, Trainer, TrainerConfig, TrainResult
+from seqmodels.vocab import LabelMap
+
+
+def fit_and_save(task: str, model: torch.nn.Module, featurizer: Featurizer, labels: LabelMap, train_data: SequenceData,
+                 val_data: SequenceData, model_dir, checkpoint_dir, trainer_config: TrainerConfig, resume: bool = False,
+                 callbacks: tuple[Callback, ...] = (), val_scorer: Callable | None = None,
+                 eval_batch_size: int = 512) -> tuple[Path, TrainResult]:
+    """Train with length-bucketed batches, keep the best epoch, save ``model_dir`` (+ ``history.json``)."""
+    pin = trainer_config.device != "cpu" and torch.cuda.is_available()
+    trainer = Trainer(model, trainer_config,
+                      BatchLoader(train_data, trainer_config.batch_size, shuffle=True, seed=trainer_config.seed,
+                                  pin_memory=pin),
+                      BatchLoader(val_data, eval_batch_size, pin_memory=pin), checkpoint_dir=checkpoint_dir,
+                      callbacks=callbacks, val_scorer=val_scorer)
+    if resume:
+        trainer.resume()
+    result = trainer.fit()
+    save_model_dir(model_dir, task, trainer.model, featurizer, labels)
+    (Path(model_dir) / "history.json").write_text(json.dumps(result.__dict__, indent=2), encoding="utf-8")
+    return Path(model_dir), result

@@ -1,0 +1,34 @@
+"""The task kinds seqflow trains, and the stage functions of each: one table the pipeline dispatches on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """A task kind's stages: train on Parquet splits, evaluate a model directory, score it for the gate."""
+
+    name: str
+    train: Callable
+    evaluate: Callable
+    gate_score: Callable  # (model_dir, test_path, device, metric) -> float
+
+    def gate_metric(self, metrics: dict) -> str:
+        """The metric the promotion gate compares: entity F1 for BIO taggers, accuracy otherwise."""
+        return "f1" if self.name == "tag" and "f1" in metrics else "accuracy"
+
+
+def get_kind(name: str) -> TaskKind:
+    """The stages of task kind ``name`` (imported on demand: classify does not load the tagging code)."""
+    if name == "classify":
+        from seqmodels.classify import evaluate_classifier, gate_score, train_classifier
+
+        return TaskKind("classify", train_classifier, evaluate_classifier,
+                        lambda model_dir, test_path, device="auto", metric="accuracy": gate_score(model_dir, test_path, device))
+    if name == "tag":
+        from seqmodels.tagging.stages import evaluate_tagger, gate_score_tagger, train_tagger
+
+        return TaskKind("tag", train_tagger, evaluate_tagger, gate_score_tagger)
+    raise ValueError(f"unknown task kind {name!r}; this seqflow knows 'classify' and 'tag'")

@@ -1,0 +1,101 @@
+"""Sequence -> one tag per token: recurrent encoder, a linear layer, then softmax or a CRF."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqmodels.batching import IGNORE_TAG
+from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
+from seqmodels.tagging.crf import CRF
+from seqmodels.tagging.readers import is_bio_tagset
+from seqmodels.training import TrainerConfig
+
+# training defaults for taggers: smaller batches, more epochs, patience on validation F1
+TAGGER_TRAINING = TrainerConfig(epochs=50, batch_size=32, patience=8, lr_patience=3)
+
+
+def _tagger_encoder() -> EncoderConfig:
+    return EncoderConfig(cell="lstm", embedding_dim=100, hidden_dim=128, num_layers=1, bidirectional=True,
+                         dropout=0.5, embedding_dropout=0.5, word_dropout=0.05, char_encoder="cnn")
+
+
+@dataclass
+class TaggerConfig:
+    """A BiLSTM / BiGRU tagger: encoder, dropout before the tag layer, softmax or CRF output.
+
+    ``tag_names`` (set from the label map) lets a CRF constrain decoding to valid BIO paths when the
+    tag set is BIO; other tag sets (POS) get an unconstrained CRF.
+    """
+
+    encoder: EncoderConfig = field(default_factory=_tagger_encoder)
+    tag_names: list[str] = field(default_factory=list)
+    crf: bool = True
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = EncoderConfig(**self.encoder)
+
+    @property
+    def num_tags(self) -> int:
+        return len(self.tag_names)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaggerConfig":
+        return cls(**data)
+
+
+class RNNTagger(nn.Module):
+    """Word (+ subword + character) vectors -> stacked BiRNN -> dropout -> Linear -> softmax | CRF."""
+
+    def __init__(self, config: TaggerConfig):
+        super().__init__()
+        if config.num_tags < 1:
+            raise ValueError("TaggerConfig.tag_names must be set from the label map")
+        self.config = config
+        self.encoder = RecurrentEncoder(config.encoder)
+        self.dropout = nn.Dropout(config.dropout)
+        self.emit = nn.Linear(config.encoder.output_dim, config.num_tags)
+        self.crf = None
+        if config.crf:
+            self.crf = CRF.for_bio(config.tag_names) if is_bio_tagset(config.tag_names) else CRF(config.num_tags)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Emission scores ``(batch, max_len, num_tags)`` for a padded batch."""
+        outputs, _ = self.encoder(batch)  # (batch, max_len, out_dim)
+        return self.emit(self.dropout(outputs))
+
+    def mask(self, batch: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """``(batch, max_len)`` bool: real tokens."""
+        lengths = batch["lengths"].to(like.device)
+        return torch.arange(like.shape[1], device=like.device)[None, :] < lengths[:, None]
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss per real token (CRF negative log-likelihood or cross-entropy) and token accuracy counts."""
+        emissions = self(batch).float()  # (batch, max_len, tags)
+        tags, mask = batch["tags"], self.mask(batch, emissions)
+        count = mask.sum()
+        if self.crf is not None:
+            loss = self.crf.neg_log_likelihood(emissions, tags.clamp(min=0), mask).sum() / count
+        else:
+            loss = F.cross_entropy(emissions.reshape(-1, emissions.shape[-1]), tags.reshape(-1),
+                                   ignore_index=IGNORE_TAG)  # (batch * max_len, tags) vs (batch * max_len,)
+        correct = ((emissions.argmax(-1) == tags) & mask).sum()
+        return {"loss": loss, "correct": correct, "count": count}
+
+    @torch.no_grad()
+    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Best tag ids of each sequence (Viterbi with a CRF, else per-token argmax), real tokens only."""
+        emissions = self(batch).float()  # (batch, max_len, tags)
+        mask = self.mask(batch, emissions)
+        if self.crf is not None:
+            return self.crf.viterbi_decode(emissions, mask)
+        best = emissions.argmax(-1).tolist()  # (batch, max_len)
+        return [row[:n] for row, n in zip(best, batch["lengths"].tolist())]

@@ -1,0 +1,153 @@
+"""The tagging stages on Parquet files: ingest a tagged corpus, fit the featurizer, train, evaluate.
+
+The same shape as :mod:`seqmodels.classify`; the shared parts (featurizer, batches, trainer, model
+directory) are the same code. A tagged table has ``sentence``, ``line``, ``tokens``, ``tags``, ``text``
+(the tokens joined by spaces) and ``source``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from seqmodels.batching import BatchLoader, batch_to_device
+from seqmodels.classify import write_parquet_atomic
+from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
+from seqmodels.fitting import fit_and_save
+from seqmodels.metrics import confusion_matrix
+from seqmodels.tagging.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
+from seqmodels.tagging.model import RNNTagger, TaggerConfig
+from seqmodels.tagging.predict import TaggerPredictor
+from seqmodels.tagging.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
+from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
+from seqmodels.vocab import LabelMap
+from seqmodels.readers import ReaderError
+
+BIO_COLUMNS = ("ner", "chunk")
+
+
+def ingest_tagged(path: str | Path, out_path: str | Path, fmt: str, tag_column: str | None = None) -> Path:
+    """Read a tagged corpus into the canonical Parquet table; invalid BIO is an error, never repaired.
+
+    BIO is expected for ``ner`` / ``chunk`` columns and for any tag set that looks like BIO.
+    """
+    frame = read_tagged(path, fmt, tag_column)
+    tags = pd.Series([t for row in frame["tags"] for t in row], dtype=object).unique().tolist()
+    if tag_column in BIO_COLUMNS or (tag_column is None and fmt in ("conll2003", "gmb")) or is_bio_tagset(tags):
+        raise_on_invalid_bio(path, frame)
+    frame["text"] = [" ".join(tokens) for tokens in frame["tokens"]]
+    frame["source"] = str(path)
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(pa.schema([
+        ("sentence", pa.int64()), ("line", pa.int64()), ("tokens", TOKENS_TYPE), ("tags", TOKENS_TYPE),
+        ("text", pa.string()), ("source", pa.string())]))
+    return write_parquet_atomic(table, out_path)
+
+
+def _columns(path: str | Path) -> tuple[pa.ListArray, pa.ListArray]:
+    table = pq.read_table(path, columns=["tokens", "tags"])
+    return (table.column("tokens").combine_chunks().cast(TOKENS_TYPE),
+            table.column("tags").combine_chunks().cast(TOKENS_TYPE))
+
+
+def fit_tag_featurizer(train_path: str | Path, out_dir: str | Path, config: FeaturizerConfig) -> Path:
+    """Fit the word / character vocabularies and the tag map on the training split; saved as JSON."""
+    tokens, tags = _columns(train_path)
+    Featurizer.fit(None, tokens, config).save(out_dir)
+    LabelMap.fit(pc.unique(pc.list_flatten(tags)).to_pylist()).save(Path(out_dir) / "labels.json")
+    return Path(out_dir)
+
+
+def encode_tagged(path: str | Path, featurizer: Featurizer, labels: LabelMap):
+    """Model inputs with one target per token for a tagged Parquet file."""
+    tokens, tags = _columns(path)
+    flat = pc.list_flatten(tags).to_pylist()
+    unknown = sorted(set(flat) - set(labels.index))
+    if unknown:
+        raise ValueError(f"{path}: tags {unknown[:10]} do not occur in the training data "
+                         f"(known: {labels.labels}); add examples of them to the training file")
+    return featurizer.encode(None, tokens, token_targets=labels.encode(flat))
+
+
+def tag_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """``accuracy`` (token level), and for BIO tag sets entity-level ``precision`` / ``recall`` / ``f1``."""
+    metrics = {"accuracy": token_accuracy(gold, predicted)}
+    if is_bio_tagset({t for row in gold for t in row} | {t for row in predicted for t in row}):
+        scores = entity_scores(gold, predicted)
+        metrics.update(precision=scores["precision"], recall=scores["recall"], f1=scores["f1"])
+    return metrics
+
+
+def val_scorer(data, labels: LabelMap, batch_size: int = 512):
+    """A trainer hook: the decoded validation tags' ``val_f1`` (BIO) and ``val_tag_accuracy``."""
+    gold_ids = [data.token_targets[a:b] for a, b in zip(data.offsets[:-1], data.offsets[1:])]
+    names = np.asarray(labels.labels, dtype=object)
+    gold = [names[g].tolist() for g in gold_ids]
+
+    def score(model) -> dict[str, float]:
+        predicted: list[list[str]] = [[] for _ in gold]
+        device = next(model.parameters()).device
+        for batch in BatchLoader(data, batch_size):
+            index = batch["index"].tolist()
+            for i, path in zip(index, model.decode(batch_to_device(batch, device))):
+                predicted[i] = names[path].tolist()
+        metrics = tag_scores(gold, predicted)
+        out = {"val_tag_accuracy": metrics["accuracy"]}
+        if "f1" in metrics:
+            out["val_f1"] = metrics["f1"]
+        return out
+
+    return score
+
+
+def monitor_for(labels: LabelMap) -> str:
+    """Select epochs on entity F1 for BIO tag sets, on decoded token accuracy otherwise."""
+    return "val_f1" if is_bio_tagset(labels.labels) else "val_tag_accuracy"
+
+
+def train_tagger(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir, model_config: TaggerConfig,
+                 trainer_config: TrainerConfig, resume: bool = False,
+                 callbacks: tuple[Callback, ...] = ()) -> tuple[Path, TrainResult]:
+    """Train on the train split, keep the epoch with the best validation F1 (or accuracy), save it."""
+    seed_everything(trainer_config.seed)
+    featurizer = Featurizer.load(featurizer_dir)
+    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
+    train_data, val_data = encode_tagged(train_path, featurizer, labels), encode_tagged(val_path, featurizer, labels)
+    encoder = replace(model_config.encoder, **featurizer.encoder_fields())
+    config = replace(model_config, encoder=encoder, tag_names=list(labels.labels))
+    trainer_config = replace(trainer_config, monitor=monitor_for(labels))
+    return fit_and_save("tag", RNNTagger(config), featurizer, labels, train_data, val_data, model_dir,
+                        checkpoint_dir, trainer_config, resume, callbacks, val_scorer(val_data, labels))
+
+
+def _predict_test(model_dir, test_path, device: str) -> tuple[TaggerPredictor, list[list[str]], list[list[str]]]:
+    predictor = TaggerPredictor.load(model_dir, device)
+    table = pq.read_table(test_path, columns=["tokens", "tags"])
+    predicted = predictor.predict_tokens(table.column("tokens").to_pylist())
+    return predictor, predicted, table.column("tags").to_pylist()
+
+
+def evaluate_tagger(model_dir, test_path, device: str = "auto") -> dict:
+    """Token accuracy, entity precision / recall / F1 (BIO), per-tag and per-entity-type tables, confusion."""
+    predictor, predicted, gold = _predict_test(model_dir, test_path, device)
+    metrics = {**tag_scores(gold, predicted), "num_test": len(gold), "num_tokens": sum(map(len, gold))}
+    names = predictor.labels.labels
+    flat_gold = predictor.labels.encode([t for row in gold for t in row if t in predictor.labels.index])
+    flat_pred = predictor.labels.encode([p for g_row, p_row in zip(gold, predicted)
+                                         for g, p in zip(g_row, p_row) if g in predictor.labels.index])
+    tables = {"per_tag": per_tag_table(gold, predicted)}
+    if "f1" in metrics:
+        tables["per_entity_type"] = entity_table(gold, predicted)
+    return {"metrics": metrics, "tables": tables, "labels": names,
+            "confusion": confusion_matrix(flat_gold, flat_pred, len(names))}
+
+
+def gate_score_tagger(model_dir, test_path, device: str = "auto", metric: str = "f1") -> float:
+    """A saved tagger's ``metric`` (``f1`` or ``accuracy``) on a tagged test file."""
+    _, predicted, gold = _predict_test(model_dir, test_path, device)
+    return float(tag_scores(gold, predicted)[metric])
