@@ -83,3 +83,23 @@ def tiny_ner_conll(n: int, seed: int) -> str:
                 lines.append(f"{slot} XX O O")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def train_tiny_tagger(home, model_name: str = "ner", **overrides) -> dict:
+    """Run the real tagger training flow on tiny synthetic CoNLL data into ``home``."""
+    from flows.train_flow import train_tagger_flow
+
+    if not (home / "ner.txt").exists():
+        (home / "ner.txt").write_text(tiny_ner_conll(120, 0))
+    params = dict(train=str(home / "ner.txt"), format="conll2003", model_name=model_name, epochs=12,
+                  embedding_dim=16, hidden_dim=24, batch_size=8, lr=1e-2, subword_buckets=500, home=str(home),
+                  tracking_uri_override=f"sqlite:///{home / 'mlflow.db'}")
+    return train_tagger_flow(**{**params, **overrides})
+
+
+@pytest.fixture(scope="session")
+def trained_tagger(prefect_harness, tmp_path_factory) -> dict:
+    """A tiny NER tagger registered as ``ner@champion`` in a temporary SQLite MLflow store."""
+    home = tmp_path_factory.mktemp("seqflow-tag-home")
+    result = train_tiny_tagger(home)
+    return {**result, "home": home}
