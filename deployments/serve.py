@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from prefect.schedules import Cron
 
-NIGHTLY_NAME, TRAINING_NAME = "nightly-batch-predict", "train-classifier"
+NIGHTLY_NAME, TRAINING_NAME, TAGGER_TRAINING_NAME = "nightly-batch-predict", "train-classifier", "train-tagger"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ def nightly_deployment(settings: NightlySettings = NightlySettings()):
         name=NIGHTLY_NAME, schedules=[Cron(settings.cron, timezone=settings.timezone)],
         parameters={"model_name": settings.model_name, "alias": settings.alias, "inbox": settings.inbox,
                     "output": settings.output, "text_col": settings.text_col},
-        description="Classify every new file of the inbox into Parquet, exactly once.", tags=["seqflow", "nightly"])
+        description="Classify or tag (whatever task the registered model does) every new file of the inbox into "
+                    "Parquet, exactly once.", tags=["seqflow", "nightly"])
 
 
 def training_deployment():
@@ -53,11 +54,20 @@ def training_deployment():
         name=TRAINING_NAME, description="Train, evaluate and register a text classifier.", tags=["seqflow", "training"])
 
 
+def tagger_training_deployment():
+    """The tagger training flow (NER / POS), run on demand from the UI with its typed parameters as a form."""
+    from flows.train_flow import train_tagger_flow
+
+    return train_tagger_flow.to_deployment(
+        name=TAGGER_TRAINING_NAME, description="Train, evaluate and register a sequence tagger (NER / POS).",
+        tags=["seqflow", "training"])
+
+
 def serve_all() -> None:
-    """Serve both deployments until interrupted (Ctrl-C)."""
+    """Serve the nightly deployment and the training deployments until interrupted (Ctrl-C)."""
     from prefect import serve
 
-    serve(nightly_deployment(NightlySettings.from_env()), training_deployment())
+    serve(nightly_deployment(NightlySettings.from_env()), training_deployment(), tagger_training_deployment())
 
 
 if __name__ == "__main__":

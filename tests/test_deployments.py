@@ -2,9 +2,9 @@
 
 from prefect.utilities.callables import parameter_schema
 
-from deployments.serve import NightlySettings, nightly_deployment, training_deployment
+from deployments.serve import NightlySettings, nightly_deployment, tagger_training_deployment, training_deployment
 from flows.batch_flow import batch_predict_flow
-from flows.train_flow import train_classifier_flow
+from flows.train_flow import train_classifier_flow, train_tagger_flow
 
 
 def test_nightly_deployment_schedule_and_parameters():
@@ -28,6 +28,16 @@ def test_training_deployment_has_a_typed_form():
     assert schema.properties["epochs"]["type"] == "integer"
     assert schema.properties["lr"]["type"] == "number"
     assert set(schema.properties["cell"]["enum"]) == {"rnn", "gru", "lstm"}
+    assert set(schema.required) == {"train", "model_name"}
+
+
+def test_tagger_training_deployment_has_a_typed_form():
+    deployment = tagger_training_deployment()
+    assert deployment.flow_name == "train-tagger" and not deployment.schedules
+    schema = parameter_schema(train_tagger_flow)
+    assert set(schema.properties["format"]["enum"]) == {"conll2003", "conllu", "gmb", "tsv"}
+    assert schema.properties["crf"]["type"] == "boolean"
+    assert set(schema.properties["char_encoder"]["enum"]) == {"cnn", "lstm", "none"}
     assert set(schema.required) == {"train", "model_name"}
 
 
