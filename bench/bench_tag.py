@@ -81,7 +81,7 @@ def our_train_speed(sentences, tags, threads: int, default_model: bool, max_sent
     base = TaggerConfig()
     encoder = replace(base.encoder, embedding_dim=100, hidden_dim=128, **featurizer.encoder_fields())
     model = RNNTagger(replace(base, encoder=encoder, tag_names=labels.labels, crf=default_model))
-    loader = BatchLoader(data, TAGGER_TRAINING.batch_size, shuffle=True)
+    loader = BatchLoader(data, TAGGER_TRAINING.batch_size, shuffle=True, exact_length=True)  # as train_tagger
     trainer = Trainer(model, replace(TAGGER_TRAINING, progress=False, device="cpu"), loader, loader)
     started = time.perf_counter()
     trainer._train_epoch(1, math.inf)

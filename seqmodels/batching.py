@@ -111,12 +111,16 @@ def pad_token_features(data: SequenceData, index: np.ndarray, values: np.ndarray
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
-                     bucket_factor: int = 50) -> list[np.ndarray]:
+                     bucket_factor: int = 50, exact_length: bool = False) -> list[np.ndarray]:
     """Batches of row indices of similar length.
 
     Shuffled: rows are permuted, sorted by length inside pools of ``batch_size * bucket_factor``,
     cut into batches, and the batch order is shuffled (seeded). Not shuffled: sorted by length.
+    ``exact_length``: every batch holds rows of one length only (random rows of that length when
+    shuffled), so the RNN runs without packing: much faster on CPU for long, varied sequences.
     """
+    if exact_length:
+        return _same_length_batches(lengths, batch_size, shuffle, seed)
     n = len(lengths)
     if not shuffle:
         order = np.argsort(lengths, kind="stable")
@@ -132,22 +136,39 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _same_length_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]  # grouped by length, random inside a group
+    batches = []
+    for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))] if shuffle else batches
+
+
 class BatchLoader:
     """Iterable of ready batches (dicts of tensors) for one epoch; reshuffled per epoch by ``set_epoch``."""
 
     def __init__(self, data: SequenceData, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, exact_length: bool = False):
         self.data, self.batch_size, self.shuffle, self.seed, self.pin_memory = data, batch_size, shuffle, seed, pin_memory
+        self.exact_length = exact_length
         self.epoch = 0
+        self._count: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self.exact_length:
+            if self._count is None:
+                self._count = len(bucketed_batches(self.data.lengths, self.batch_size, False, exact_length=True))
+            return self._count
         return (len(self.data) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for index in bucketed_batches(self.data.lengths, self.batch_size, self.shuffle, self.seed + self.epoch):
+        for index in bucketed_batches(self.data.lengths, self.batch_size, self.shuffle, self.seed + self.epoch,
+                                      exact_length=self.exact_length):
             yield self.collate(index)
 
     def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:

@@ -18,13 +18,15 @@ from seqmodels.vocab import LabelMap
 def fit_and_save(task: str, model: torch.nn.Module, featurizer: Featurizer, labels: LabelMap, train_data: SequenceData,
                  val_data: SequenceData, model_dir, checkpoint_dir, trainer_config: TrainerConfig, resume: bool = False,
                  callbacks: tuple[Callback, ...] = (), val_scorer: Callable | None = None,
-                 eval_batch_size: int = 512) -> tuple[Path, TrainResult]:
-    """Train with length-bucketed batches, keep the best epoch, save ``model_dir`` (+ ``history.json``)."""
+                 eval_batch_size: int = 512, exact_length: bool = False) -> tuple[Path, TrainResult]:
+    """Train with length-bucketed batches (``exact_length``: one length per batch), keep the best epoch,
+    save ``model_dir`` (+ ``history.json``)."""
     pin = trainer_config.device != "cpu" and torch.cuda.is_available()
     trainer = Trainer(model, trainer_config,
                       BatchLoader(train_data, trainer_config.batch_size, shuffle=True, seed=trainer_config.seed,
-                                  pin_memory=pin),
-                      BatchLoader(val_data, eval_batch_size, pin_memory=pin), checkpoint_dir=checkpoint_dir,
+                                  pin_memory=pin, exact_length=exact_length),
+                      BatchLoader(val_data, eval_batch_size, pin_memory=pin, exact_length=exact_length),
+                      checkpoint_dir=checkpoint_dir,
                       callbacks=callbacks, val_scorer=val_scorer)
     if resume:
         trainer.resume()

@@ -68,3 +68,15 @@ def test_uniform_length_fast_path_matches_packing(cell, bidirectional):
         uniform = model(batch(rows, pad_to=6))  # fast path, extra padding columns
         mixed = model(batch(rows + [[2]]))[:3]  # packed path: one shorter row forces packing
     torch.testing.assert_close(uniform, mixed, atol=1e-6, rtol=1e-5)
+
+
+def test_fast_dropout_matches_dropout_statistics():
+    from seqmodels.models.dropout import FastDropout
+
+    torch.manual_seed(0)
+    layer, x = FastDropout(0.3), torch.ones(200, 500)
+    out = layer(x)
+    assert abs((out == 0).float().mean().item() - 0.3) < 0.01  # drop rate
+    assert abs(out.mean().item() - 1.0) < 0.02  # expectation kept
+    assert torch.allclose(out[out != 0], torch.tensor(1.0 / 0.7))
+    assert torch.equal(layer.eval()(x), x)  # identity at inference

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqmodels.models.dropout import FastDropout
 from seqmodels.models.char_encoder import CharEncoderConfig, build_char_encoder
 from seqmodels.vocab import PAD_ID, UNK_ID
 
@@ -83,7 +84,7 @@ class RecurrentEncoder(nn.Module):
                     with torch.no_grad():
                         table.weight[0].zero_()  # padding row
         self.char_encoder = build_char_encoder(config.char_config) if config.char_vocab_size else None
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.embedding_dropout = FastDropout(config.embedding_dropout)
         self.rnn = CELLS[config.cell](
             config.input_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True,
             bidirectional=config.bidirectional, dropout=config.dropout if config.num_layers > 1 else 0.0)

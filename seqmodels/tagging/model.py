@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmodels.batching import IGNORE_TAG
+from seqmodels.models.dropout import FastDropout
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
 from seqmodels.tagging.crf import CRF
 from seqmodels.tagging.readers import is_bio_tagset
@@ -61,7 +62,7 @@ class RNNTagger(nn.Module):
             raise ValueError("TaggerConfig.tag_names must be set from the label map")
         self.config = config
         self.encoder = RecurrentEncoder(config.encoder)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = FastDropout(config.dropout)
         self.emit = nn.Linear(config.encoder.output_dim, config.num_tags)
         self.crf = None
         if config.crf:

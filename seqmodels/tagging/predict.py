@@ -43,7 +43,7 @@ class TaggerPredictor:
         if not rows:
             return out
         data = self.featurizer.encode(None, pa.array([list(token_lists[i]) for i in rows], type=TOKENS_TYPE))
-        loader = BatchLoader(data, batch_size=batch_size, pin_memory=self.device.type == "cuda")
+        loader = BatchLoader(data, batch_size=batch_size, pin_memory=self.device.type == "cuda", exact_length=True)
         for batch in loader:
             index = batch["index"].tolist()
             batch = batch_to_device(batch, self.device)

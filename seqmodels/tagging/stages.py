@@ -92,7 +92,7 @@ def val_scorer(data, labels: LabelMap, batch_size: int = 512):
     def score(model) -> dict[str, float]:
         predicted: list[list[str]] = [[] for _ in gold]
         device = next(model.parameters()).device
-        for batch in BatchLoader(data, batch_size):
+        for batch in BatchLoader(data, batch_size, exact_length=True):
             index = batch["index"].tolist()
             for i, path in zip(index, model.decode(batch_to_device(batch, device))):
                 predicted[i] = names[path].tolist()
@@ -122,7 +122,8 @@ def train_tagger(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir
     config = replace(model_config, encoder=encoder, tag_names=list(labels.labels))
     trainer_config = replace(trainer_config, monitor=monitor_for(labels))
     return fit_and_save("tag", RNNTagger(config), featurizer, labels, train_data, val_data, model_dir,
-                        checkpoint_dir, trainer_config, resume, callbacks, val_scorer(val_data, labels))
+                        checkpoint_dir, trainer_config, resume, callbacks, val_scorer(val_data, labels),
+                        exact_length=True)
 
 
 def _predict_test(model_dir, test_path, device: str) -> tuple[TaggerPredictor, list[list[str]], list[list[str]]]:
