@@ -28,7 +28,7 @@ CORPORA = {
 }
 ENCODER_KEYS = ("cell", "embedding_dim", "hidden_dim", "num_layers", "embedding_dropout", "word_dropout", "char_encoder",
                 "char_filters", "char_hidden_dim", "char_embedding_dim")
-TRAINER_KEYS = ("epochs", "batch_size", "lr", "patience", "lr_patience", "lr_factor", "time_budget_s", "weight_decay")
+TRAINER_KEYS = ("ema_decay", "epochs", "batch_size", "lr", "patience", "lr_patience", "lr_factor", "time_budget_s", "weight_decay")
 
 
 def run(overrides: dict) -> dict:

@@ -8,6 +8,7 @@ metric a ``val_scorer(model) -> {name: value}`` adds to the epoch record (a tagg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -32,7 +33,8 @@ class TrainerConfig:
     """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on ``monitor``.
 
     ``monitor`` is ``val_loss`` (lower is better) or a key the trainer's ``val_scorer`` returns
-    (higher is better).
+    (higher is better). ``ema_decay``: validate and keep an exponential moving average of the weights
+    (Polyak averaging; the decay warms up as ``min(decay, (1 + step) / (10 + step))``).
     """
 
     epochs: int = 30
@@ -49,6 +51,7 @@ class TrainerConfig:
     seed: int = 42
     progress: bool = True
     monitor: str = "val_loss"
+    ema_decay: float | None = None
 
 
 @dataclass
@@ -105,6 +108,8 @@ class Trainer:
             self.optimizer, mode="max" if self.maximize else "min", factor=config.lr_factor, patience=config.lr_patience)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.result = TrainResult()
+        self.average = [p.detach().clone() for p in self.model.parameters()] if config.ema_decay else None
+        self.average_steps = 0
         self.start_epoch = 1
         self._best_state: dict[str, torch.Tensor] | None = None
 
@@ -123,21 +128,23 @@ class Trainer:
             if not finished:
                 self.result.stop_reason = "time_budget"
                 break
-            val_loss, val_accuracy = self.evaluate(self.val_loader)
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
-            if self.val_scorer is not None:
-                self.model.eval()
-                record.update(self.val_scorer(self.model))
-            score = record[self.config.monitor]
+            with self._averaged_weights():
+                val_loss, val_accuracy = self.evaluate(self.val_loader)
+                record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+                if self.val_scorer is not None:
+                    self.model.eval()
+                    record.update(self.val_scorer(self.model))
+                score = record[self.config.monitor]
+                improved = self._improves(score)
+                if improved:
+                    self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.scheduler.step(score)
             record.update(lr=self.optimizer.param_groups[0]["lr"], epoch_time_s=time.monotonic() - epoch_start)
             self.result.history.append(record)
             self.result.train_time_s = time.monotonic() - started
-            improved = self._improves(score)
             if improved:
                 self.result.best_val_loss, self.result.best_epoch = val_loss, epoch
                 self.result.best_score = score
-                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 epochs_without_gain = 0
             else:
                 epochs_without_gain += 1
@@ -153,6 +160,34 @@ class Trainer:
         self.result.train_time_s = time.monotonic() - started
         self._restore_best()
         return self.result
+
+    # ---- weight averaging -----------------------------------------------------------------
+    def _update_average(self) -> None:
+        if self.average is None:
+            return
+        self.average_steps += 1
+        decay = min(self.config.ema_decay, (1 + self.average_steps) / (10 + self.average_steps))
+        with torch.no_grad():
+            for averaged, param in zip(self.average, self.model.parameters()):
+                averaged.lerp_(param.detach(), 1.0 - decay)
+
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """Swap the averaged weights into the model (when averaging), and the trained ones back after."""
+        if self.average is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        trained = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for param, averaged in zip(params, self.average):
+                param.copy_(averaged)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for param, weights in zip(params, trained):
+                    param.copy_(weights)
 
     def _improves(self, score: float) -> bool:
         if self.result.best_epoch == 0:
@@ -180,6 +215,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self._update_average()
             n = int(out["count"])
             total, count = total + float(out["loss"].detach()) * n, count + n
         return total / max(count, 1), True
@@ -224,7 +260,8 @@ class Trainer:
             atomic_save(self._best_state, self.checkpoint_dir / "best.pt")
         state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "result": asdict(self.result), "torch_rng": torch.get_rng_state()}
+                 "result": asdict(self.result), "torch_rng": torch.get_rng_state(),
+                 "average": self.average, "average_steps": self.average_steps}
         atomic_save(state, self.checkpoint_dir / "last.pt")
 
     def resume(self) -> bool:
@@ -239,6 +276,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.result = TrainResult(**state["result"])
         torch.set_rng_state(state["torch_rng"])
+        if self.average is not None and state.get("average") is not None:
+            self.average, self.average_steps = state["average"], state["average_steps"]
         self.start_epoch = state["epoch"] + 1
         log.info("resumed from %s at epoch %d (best epoch %d)", path, state["epoch"], self.result.best_epoch)
         return True

@@ -83,3 +83,32 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert result.best_epoch == best["epoch"]
     loss, _ = trainer.evaluate(trainer.val_loader)
     assert loss == pytest.approx(best["val_loss"], rel=1e-5)
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights():
+    from seqmodels.training import Trainer, TrainerConfig
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x, y = torch.randn(64, 3), torch.randn(64, 1)
+
+    def step(batch):
+        loss = torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+        return {"loss": loss, "correct": torch.tensor(0), "count": torch.tensor(len(batch["x"]))}
+
+    model.step = step
+    batches = [{"x": x[i:i + 8], "y": y[i:i + 8]} for i in range(0, 64, 8)]
+    seen = []
+
+    def scorer(m):  # validation runs on the averaged weights, not the trained ones
+        assert torch.equal(m.weight, trainer.average[0])
+        seen.append(m.weight.detach().clone())
+        return {"val_w": float(len(seen) == 2)}  # epoch 2 scores best
+
+    trainer = Trainer(model, TrainerConfig(epochs=3, lr=0.1, ema_decay=0.9, patience=5, progress=False, monitor="val_w"),
+                      batches, batches, val_scorer=scorer)
+    raw = []
+    trainer.callbacks.append(type("Raw", (), {"on_epoch_end": lambda self, t, r: raw.append(model.weight.detach().clone())})())
+    trainer.fit()
+    assert len(seen) == 3 and not torch.allclose(seen[2], raw[2])  # the average lags the trained weights
+    assert torch.allclose(model.weight, seen[1])  # the best epoch's averaged weights are kept
