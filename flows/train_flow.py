@@ -17,7 +17,7 @@ from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
-from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
+from seqmodels.tagging.model import TAGGER_SUBWORD_BUCKETS, TAGGER_TRAINING, TaggerConfig
 from seqmodels.training import TrainerConfig
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
@@ -151,7 +151,7 @@ def train_tagger_flow(
     dropout: float = _TAG.dropout,
     embedding_dropout: float = _TAG.encoder.embedding_dropout,
     word_dropout: float = _TAG.encoder.word_dropout,
-    subword_buckets: int = _FEAT.subword_buckets,
+    subword_buckets: int = TAGGER_SUBWORD_BUCKETS,
     batch_size: int = _TAG_TR.batch_size,
     lr: float = _TAG_TR.lr,
     patience: int = _TAG_TR.patience,
