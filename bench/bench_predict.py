@@ -44,19 +44,22 @@ def cli(args: list[str], home: str, threads: int) -> tuple[dict, float, int]:
     """Run ``seqflow ARGS``; return its JSON line, wall seconds and peak RSS (bytes) of its process tree."""
     cmd = [sys.executable, "-m", "flows.cli", *args, "--data-dir", home, "--threads", str(threads)]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watched, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a full pipe would block
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err, text=True)
+        watched, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(err[-3000:])
-    return json.loads(out.strip().splitlines()[-1]), wall, peak
+        raise RuntimeError(stderr[-3000:])
+    return json.loads(stdout.strip().splitlines()[-1]), wall, peak
 
 
 def write_lines(path: Path, titles: np.ndarray, n: int, seed: int = 0) -> Path:
