@@ -67,14 +67,14 @@ def our_train_speed(sentences, tags, threads: int, default_model: bool, max_sent
     """Training tokens/s of our trainer on ``max_sentences`` sentences (one epoch, length-bucketed batches)."""
     from seqmodels.batching import BatchLoader
     from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
-    from seqmodels.tagging.model import TAGGER_SUBWORD_BUCKETS, TAGGER_TRAINING, RNNTagger, TaggerConfig
+    from seqmodels.tagging.model import TAGGER_TRAINING, RNNTagger, TaggerConfig
     from seqmodels.training import Trainer
     from seqmodels.vocab import LabelMap
 
     torch.set_num_threads(threads)
     sentences, tags = sentences[:max_sentences], tags[:max_sentences]
     tokens = pa.array(sentences, type=TOKENS_TYPE)
-    features = FeaturizerConfig(word_norm="lower_digits", subword_buckets=TAGGER_SUBWORD_BUCKETS,
+    features = FeaturizerConfig(word_norm="lower_digits", subword_buckets=0,
                                 char_features=default_model)
     featurizer = Featurizer.fit(None, tokens, features)
     labels = LabelMap.fit({t for row in tags for t in row})

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.tagging.model import TAGGER_SUBWORD_BUCKETS, TAGGER_TRAINING, TaggerConfig
+from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
 from seqmodels.tagging.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
 from seqmodels.vocab import VocabConfig
 
@@ -42,7 +42,7 @@ def run(overrides: dict) -> dict:
     trainer = replace(TAGGER_TRAINING, progress=False,
                       **{k: overrides[k] for k in TRAINER_KEYS if k in overrides})
     features = FeaturizerConfig(vocab=VocabConfig(max_size=100_000, min_freq=overrides.get("min_freq", 1)),
-                                subword_buckets=overrides.get("subword_buckets", TAGGER_SUBWORD_BUCKETS),
+                                subword_buckets=overrides.get("subword_buckets", 0 if fmt == "conll2003" else 20_000),
                                 char_features=overrides.get("char_encoder", "cnn") != "none", word_norm="lower_digits")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:

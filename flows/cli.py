@@ -98,7 +98,7 @@ def run_train_classify(args: argparse.Namespace) -> dict:
 
 
 def add_tag(sub) -> None:
-    from seqmodels.tagging.model import TAGGER_SUBWORD_BUCKETS, TAGGER_TRAINING as _TAG_TR, TaggerConfig
+    from seqmodels.tagging.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
 
     _TAG = TaggerConfig()
 
@@ -122,8 +122,9 @@ def add_tag(sub) -> None:
     m.add_argument("--embedding-dropout", type=float, default=_TAG.encoder.embedding_dropout, help="(default: %(default)s)")
     m.add_argument("--word-dropout", type=float, default=_TAG.encoder.word_dropout,
                    help="probability a training word becomes <unk> (its characters stay) (default: %(default)s)")
-    m.add_argument("--subword-buckets", type=int, default=TAGGER_SUBWORD_BUCKETS,
-                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off (default: %(default)s)")
+    m.add_argument("--subword-buckets", type=int, default=None,
+                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off "
+                        "(default: 0 for BIO tag sets such as NER, 20000 otherwise, e.g. POS)")
     m.add_argument("--max-vocab", type=int, default=100_000, help="word vocabulary cap (default: %(default)s)")
     m.add_argument("--min-freq", type=int, default=1, help="minimum word count to enter the vocabulary (default: %(default)s)")
     t = p.add_argument_group("training options")

@@ -17,7 +17,7 @@ from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
-from seqmodels.tagging.model import TAGGER_SUBWORD_BUCKETS, TAGGER_TRAINING, TaggerConfig
+from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
 from seqmodels.training import TrainerConfig
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
@@ -68,9 +68,7 @@ def train_classifier_flow(
     home: str | None = None,
 ) -> dict:
     """Train a text classifier, track it in MLflow and register it behind the promotion gate."""
-    home_dir = data_dir(home)
-    uri = tracking_uri(tracking_uri_override, home)
-    run_dir = _run_dir(home_dir, model_name, resume)
+    uri, run_dir = tracking_uri(tracking_uri_override, home), _run_dir(data_dir(home), model_name, resume)
     clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses))
     encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                             bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
@@ -151,7 +149,7 @@ def train_tagger_flow(
     dropout: float = _TAG.dropout,
     embedding_dropout: float = _TAG.encoder.embedding_dropout,
     word_dropout: float = _TAG.encoder.word_dropout,
-    subword_buckets: int = TAGGER_SUBWORD_BUCKETS,
+    subword_buckets: int | None = None,
     batch_size: int = _TAG_TR.batch_size,
     lr: float = _TAG_TR.lr,
     patience: int = _TAG_TR.patience,
@@ -161,10 +159,11 @@ def train_tagger_flow(
     tracking_uri_override: str | None = None,
     home: str | None = None,
 ) -> dict:
-    """Train a sequence tagger (NER / POS), track it in MLflow and register it behind the promotion gate."""
-    home_dir = data_dir(home)
-    uri = tracking_uri(tracking_uri_override, home)
-    run_dir = _run_dir(home_dir, model_name, resume)
+    """Train a sequence tagger (NER / POS), track it in MLflow and register it behind the promotion gate.
+
+    ``subword_buckets`` None: none for BIO tag sets, 20,000 otherwise (see ``default_subword_buckets``).
+    """
+    uri, run_dir = tracking_uri(tracking_uri_override, home), _run_dir(data_dir(home), model_name, resume)
     encoder = replace(_TAG.encoder, cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                       dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout,
                       char_encoder="cnn" if char_encoder == "none" else char_encoder)

@@ -72,10 +72,14 @@ def _other(part: str) -> str:
 def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict,
                   features: dict | None = None, task_kind: str = "classify") -> str:
     """Fit the vocabulary (word or character level), token features and label (or tag) map on train; JSON."""
+    features = dict(features or {})
+    auto_subwords = features.get("subword_buckets", 0) is None  # taggers: chosen from the tag set
+    if auto_subwords:
+        features["subword_buckets"] = 0
     config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq),
-                              **(features or {}))
+                              **features)
     if task_kind == "tag":
         from seqmodels.tagging.stages import fit_tag_featurizer
 
-        return str(fit_tag_featurizer(train_path, out_dir, config))
+        return str(fit_tag_featurizer(train_path, out_dir, config, auto_subwords))
     return str(fit_featurizer(train_path, out_dir, config))

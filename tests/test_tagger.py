@@ -93,3 +93,15 @@ def test_trainer_keeps_the_epoch_with_the_best_monitored_score():
     assert result.best_epoch == 2 and result.best_score == 0.9 and result.stop_reason == "early_stopping"
     with pytest.raises(ValueError, match="needs a val_scorer"):
         Trainer(model, TrainerConfig(monitor="val_f1"), batches, batches)
+
+
+def test_subwords_by_default_for_pos_but_not_for_entities(tmp_path):
+    from seqmodels.featurize import Featurizer
+
+    ner, pos = tmp_path / "ner.txt", tmp_path / "pos.tsv"
+    ner.write_text(tiny_ner_conll(4, 0))
+    pos.write_text("The\tDET\ncat\tNOUN\nsat\tVERB\n\nDogs\tNOUN\nrun\tVERB\n")
+    for path, fmt, expected in ((ner, "conll2003", 0), (pos, "tsv", 20_000)):
+        raw = ingest_tagged(path, tmp_path / f"{fmt}.parquet", fmt)
+        fit_tag_featurizer(raw, tmp_path / fmt, FeaturizerConfig(word_norm="lower_digits"), auto_subwords=True)
+        assert Featurizer.load(tmp_path / fmt).config.subword_buckets == expected

@@ -22,7 +22,7 @@ from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.fitting import fit_and_save
 from seqmodels.metrics import confusion_matrix
 from seqmodels.tagging.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
-from seqmodels.tagging.model import RNNTagger, TaggerConfig
+from seqmodels.tagging.model import RNNTagger, TaggerConfig, default_subword_buckets
 from seqmodels.tagging.predict import TaggerPredictor
 from seqmodels.tagging.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
@@ -55,11 +55,18 @@ def _columns(path: str | Path) -> tuple[pa.ListArray, pa.ListArray]:
             table.column("tags").combine_chunks().cast(TOKENS_TYPE))
 
 
-def fit_tag_featurizer(train_path: str | Path, out_dir: str | Path, config: FeaturizerConfig) -> Path:
-    """Fit the word / character vocabularies and the tag map on the training split; saved as JSON."""
+def fit_tag_featurizer(train_path: str | Path, out_dir: str | Path, config: FeaturizerConfig,
+                       auto_subwords: bool = False) -> Path:
+    """Fit the word / character vocabularies and the tag map on the training split; saved as JSON.
+
+    ``auto_subwords``: the subword buckets come from the tag set (:func:`default_subword_buckets`).
+    """
     tokens, tags = _columns(train_path)
+    labels = LabelMap.fit(pc.unique(pc.list_flatten(tags)).to_pylist())
+    if auto_subwords:
+        config = replace(config, subword_buckets=default_subword_buckets(labels.labels))
     Featurizer.fit(None, tokens, config).save(out_dir)
-    LabelMap.fit(pc.unique(pc.list_flatten(tags)).to_pylist()).save(Path(out_dir) / "labels.json")
+    labels.save(Path(out_dir) / "labels.json")
     return Path(out_dir)
 
 
