@@ -137,14 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="conll2003,ud_ewt,gmb,speed,predict")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--predict-lines", type=int, default=100_000)
-    parser.add_argument("--home", help="keep runs here (default: a temporary directory)")
+    parser.add_argument("--home", help="keep runs here (default: a temporary directory); with --only predict, "
+                                       "the CoNLL model registered there by an earlier run is used")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         home = args.home or str(tmp / "home")
         conll = {"train": CONLL / "train.txt", "val": CONLL / "valid.txt", "test": CONLL / "test.txt"}
-        if "conll2003" in only or "predict" in only:
+        if "conll2003" in only or ("predict" in only and not args.home):  # predict reuses --home's model
             emit({"bench": "conll2003", **train_cli("conll", conll, "conll2003", home, args.threads)})
         if "conll2003_budget" in only:
             emit({"bench": "conll2003_budget", "time_budget_min": 20,
