@@ -29,7 +29,9 @@ enc = EncoderConfig(**{**args.pop("enc", {}), **feat.encoder_fields()})
 cfg = ClassifierConfig(encoder=enc, num_classes=len(lm), **args.pop("clf", {}))
 model = RNNClassifier(cfg)
 tc = TrainerConfig(seed=seed, progress=False, **args.pop("train", {}))
-trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, seed=seed), BatchLoader(data(va), 256))
+exact = args.pop("exact", False)
+trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, seed=seed, exact_length=exact),
+                  BatchLoader(data(va), 256, exact_length=exact))
 res = trainer.fit()
 tl, tacc = trainer.evaluate(BatchLoader(data(te), 256))
 print(json.dumps({"vocab": len(feat.vocab), "best_epoch": res.best_epoch, "epochs": len(res.history), "test_acc": round(tacc, 4),

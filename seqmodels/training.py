@@ -32,8 +32,8 @@ _LOGGED = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_
 class TrainerConfig:
     """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on ``monitor``.
 
-    ``monitor`` is ``val_loss`` (lower is better) or a key the trainer's ``val_scorer`` returns
-    (higher is better). ``ema_decay``: validate and keep an exponential moving average of the weights
+    ``monitor`` is ``val_loss`` (lower is better), ``val_accuracy`` or a key the trainer's ``val_scorer``
+    returns (higher is better). ``ema_decay``: validate and keep an exponential moving average of the weights
     (Polyak averaging; the decay warms up as ``min(decay, (1 + step) / (10 + step))``).
     """
 
@@ -92,7 +92,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, config: TrainerConfig, train_loader, val_loader,
                  checkpoint_dir: str | Path | None = None, callbacks: Iterable[Callback] = (),
                  val_scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None):
-        if config.monitor != "val_loss" and val_scorer is None:
+        if config.monitor not in ("val_loss", "val_accuracy") and val_scorer is None:
             raise ValueError(f"monitor={config.monitor!r} needs a val_scorer that returns it")
         self.config = config
         self.val_scorer = val_scorer
