@@ -35,7 +35,6 @@ class TaggerPredictor:
     def load(cls, directory: str | Path, device: str = "auto") -> "TaggerPredictor":
         return cls(*load_model_parts(directory, TaggerConfig, RNNTagger, device))
 
-    @torch.inference_mode()
     def predict_tokens(self, token_lists: Sequence[Sequence[str]], batch_size: int = 256) -> list[list[str]]:
         """Tag names for each token list, in order; an empty list gets no tags."""
         out: list[list[str]] = [[] for _ in token_lists]
@@ -43,14 +42,8 @@ class TaggerPredictor:
         if not rows:
             return out
         data = self.featurizer.encode(None, pa.array([list(token_lists[i]) for i in rows], type=TOKENS_TYPE))
-        loader = BatchLoader(data, batch_size=batch_size, pin_memory=self.device.type == "cuda", exact_length=True)
-        for batch in loader:
-            index = batch["index"].tolist()
-            batch = batch_to_device(batch, self.device)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-                paths = self.model.decode(batch)
-            for position, path in zip(index, paths):
-                out[rows[position]] = self.names[path].tolist()
+        for row, tags in zip(rows, decode_tags(self.model, data, self.names, self.device, batch_size)):
+            out[row] = tags
         return out
 
     def predict_token_lists(self, token_lists: Sequence[Sequence[str]], batch_size: int = 256) -> pd.DataFrame:
@@ -85,6 +78,21 @@ class TaggerPredictor:
 
     def _entities(self, tokens, tags, spans=None, text=None) -> list[dict] | None:
         return entities_from_tags(tokens, tags, spans, text) if self.bio else None
+
+
+@torch.inference_mode()
+def decode_tags(model: RNNTagger, data, names: np.ndarray, device: torch.device,
+                batch_size: int = 256) -> list[list[str]]:
+    """Tag names of every sequence of ``data``, in order (one-length batches, autocast on CUDA)."""
+    out: list[list[str]] = [[] for _ in range(len(data))]
+    loader = BatchLoader(data, batch_size=batch_size, pin_memory=device.type == "cuda", exact_length=True)
+    for batch in loader:
+        index = batch["index"].tolist()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            paths = model.decode(batch_to_device(batch, device))
+        for position, path in zip(index, paths):
+            out[position] = names[path].tolist()
+    return out
 
 
 def _as_tokens(value) -> list[str]:

@@ -16,18 +16,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from seqmodels.batching import BatchLoader, batch_to_device
 from seqmodels.classify import write_parquet_atomic
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.fitting import fit_and_save
 from seqmodels.metrics import confusion_matrix
 from seqmodels.tagging.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
 from seqmodels.tagging.model import RNNTagger, TaggerConfig, default_subword_buckets
-from seqmodels.tagging.predict import TaggerPredictor
+from seqmodels.tagging.predict import TaggerPredictor, decode_tags
 from seqmodels.tagging.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
-from seqmodels.readers import ReaderError
 
 BIO_COLUMNS = ("ner", "chunk")
 
@@ -97,13 +95,7 @@ def val_scorer(data, labels: LabelMap, batch_size: int = 512):
     gold = [names[g].tolist() for g in gold_ids]
 
     def score(model) -> dict[str, float]:
-        predicted: list[list[str]] = [[] for _ in gold]
-        device = next(model.parameters()).device
-        for batch in BatchLoader(data, batch_size, exact_length=True):
-            index = batch["index"].tolist()
-            for i, path in zip(index, model.decode(batch_to_device(batch, device))):
-                predicted[i] = names[path].tolist()
-        metrics = tag_scores(gold, predicted)
+        metrics = tag_scores(gold, decode_tags(model, data, names, next(model.parameters()).device, batch_size))
         out = {"val_tag_accuracy": metrics["accuracy"]}
         if "f1" in metrics:
             out["val_f1"] = metrics["f1"]
