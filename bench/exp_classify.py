@@ -34,7 +34,16 @@ trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, 
                   BatchLoader(data(va), 256, exact_length=exact))
 res = trainer.fit()
 tl, tacc = trainer.evaluate(BatchLoader(data(te), 256))
+save = args.pop("save_probs", None)
+if save:  # test-set class probabilities in test-split order, for ensembling experiments
+    probs = np.zeros((len(te), len(lm)), dtype=np.float32)
+    model.eval()
+    for batch in BatchLoader(data(te), 256):
+        probs[batch["index"].numpy()] = model.predict_proba(batch).numpy()
+    np.save(save, probs)
 print(json.dumps({"vocab": len(feat.vocab), "best_epoch": res.best_epoch, "epochs": len(res.history), "test_acc": round(tacc, 4),
                   "val_acc_best": round(res.history[res.best_epoch - 1]["val_accuracy"], 4),
                   "mean_epoch_s": round(float(np.mean([h["epoch_time_s"] for h in res.history])), 2),
-                  "wall": round(time.time() - t0, 1), "cfg": sys.argv[1] if len(sys.argv) > 1 else ""}))
+                  "wall": round(time.time() - t0, 1),
+                  "val_loss": [round(h["val_loss"], 4) for h in res.history],
+                  "val_acc": [round(h["val_accuracy"], 4) for h in res.history], "cfg": sys.argv[1] if len(sys.argv) > 1 else ""}))

@@ -11,13 +11,21 @@ import logging
 import os
 import sys
 
-from seqmodels.cleaning import CleanConfig
-from seqmodels.featurize import FeaturizerConfig
-from seqmodels.models.classifier import ClassifierConfig
-from seqmodels.models.encoder import EncoderConfig
-from seqmodels.training import TrainerConfig
+from functools import lru_cache
+from types import SimpleNamespace
 
-_ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig(), FeaturizerConfig()
+
+@lru_cache(maxsize=1)
+def _defaults() -> SimpleNamespace:
+    """The components' default configs, for the options' defaults (imported late: they load torch)."""
+    from seqmodels.cleaning import CleanConfig
+    from seqmodels.featurize import FeaturizerConfig
+    from seqmodels.models.classifier import ClassifierConfig
+    from seqmodels.models.encoder import EncoderConfig
+    from seqmodels.training import TrainerConfig
+
+    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=TrainerConfig(), clean=CleanConfig(),
+                           feat=FeaturizerConfig())
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
@@ -26,8 +34,10 @@ def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: 
 
 
 def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, TSV, JSONL or Parquet",
-                        split_help: str = "stratified", epochs: int = _TR.epochs) -> None:
+                        split_help: str = "stratified", epochs: int | None = None) -> None:
     """Options every ``train`` sub-command shares: data, naming, run control, tracking."""
+    d = _defaults()
+    epochs = d.tr.epochs if epochs is None else epochs
     parser.add_argument("--train", required=True, metavar="FILE", help=f"training file ({data_help})")
     parser.add_argument("--val", metavar="FILE", help=f"validation file; default: 15%% of --train, {split_help}")
     parser.add_argument("--test", metavar="FILE", help=f"test file; default: 15%% of --train, {split_help}")
@@ -37,7 +47,7 @@ def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, 
                         help="stop training in time to stay within MINUTES, keeping the best checkpoint")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: CUDA with mixed precision when a GPU is present, else CPU (default: auto)")
-    parser.add_argument("--seed", type=int, default=_TR.seed, help="seed of split, init and batches (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.tr.seed, help="seed of split, init and batches (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue the latest unfinished run of --model-name from its checkpoint")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
     parser.add_argument("--data-dir", help="where runs, Parquet files and the MLflow store go (default: $SEQFLOW_HOME or ./seqflow_data)")
@@ -45,38 +55,39 @@ def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, 
 
 
 def add_classify(sub) -> None:
+    d = _defaults()
     p = sub.add_parser("classify", help="sequence -> label (topics, sentiment)",
                        description="Train an RNN text classifier end to end and register it in MLflow.")
     add_common_training(p)
     p.add_argument("--text-col", required=True, help="column with the text")
     p.add_argument("--label-col", required=True, help="column with the class label")
     m = p.add_argument_group("model options")
-    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=_ENC.cell, help="recurrent cell (default: %(default)s)")
-    m.add_argument("--embedding-dim", type=int, default=_ENC.embedding_dim, help="(default: %(default)s)")
-    m.add_argument("--hidden-dim", type=int, default=_ENC.hidden_dim, help="RNN units per direction (default: %(default)s)")
-    m.add_argument("--num-layers", type=int, default=_ENC.num_layers, help="stacked RNN layers (default: %(default)s)")
-    _bool_flag(m, "bidirectional", _ENC.bidirectional, "read the text in both directions")
-    m.add_argument("--dropout", type=float, default=_CLF.head_dropout, help="dropout between RNN layers and in the head (default: %(default)s)")
-    m.add_argument("--embedding-dropout", type=float, default=_ENC.embedding_dropout, help="(default: %(default)s)")
-    m.add_argument("--word-dropout", type=float, default=_ENC.word_dropout,
+    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=d.enc.cell, help="recurrent cell (default: %(default)s)")
+    m.add_argument("--embedding-dim", type=int, default=d.enc.embedding_dim, help="(default: %(default)s)")
+    m.add_argument("--hidden-dim", type=int, default=d.enc.hidden_dim, help="RNN units per direction (default: %(default)s)")
+    m.add_argument("--num-layers", type=int, default=d.enc.num_layers, help="stacked RNN layers (default: %(default)s)")
+    _bool_flag(m, "bidirectional", d.enc.bidirectional, "read the text in both directions")
+    m.add_argument("--dropout", type=float, default=d.clf.head_dropout, help="dropout between RNN layers and in the head (default: %(default)s)")
+    m.add_argument("--embedding-dropout", type=float, default=d.enc.embedding_dropout, help="(default: %(default)s)")
+    m.add_argument("--word-dropout", type=float, default=d.enc.word_dropout,
                    help="probability a training token is replaced by <unk> (keeps its subwords/chars) (default: %(default)s)")
-    m.add_argument("--subword-buckets", type=int, default=_FEAT.subword_buckets,
+    m.add_argument("--subword-buckets", type=int, default=d.feat.subword_buckets,
                    help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off (default: %(default)s)")
-    _bool_flag(m, "char-features", _FEAT.char_features, "a char-CNN over each word's characters")
-    m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=_CLF.pooling,
+    _bool_flag(m, "char-features", d.feat.char_features, "a char-CNN over each word's characters")
+    m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=d.clf.pooling,
                    help="how RNN outputs become one vector: final states of both directions, max, mean (default: %(default)s)")
     m.add_argument("--vocab-level", choices=["word", "char"], default="word", help="(default: %(default)s)")
     m.add_argument("--max-vocab", type=int, default=50_000, help="vocabulary size cap, specials included (default: %(default)s)")
     m.add_argument("--min-freq", type=int, default=1, help="minimum token count to enter the vocabulary (default: %(default)s)")
     t = p.add_argument_group("training options")
-    t.add_argument("--batch-size", type=int, default=_TR.batch_size, help="(default: %(default)s)")
-    t.add_argument("--lr", type=float, default=_TR.lr, help="Adam learning rate (default: %(default)s)")
-    t.add_argument("--patience", type=int, default=_TR.patience, help="early-stopping patience in epochs (default: %(default)s)")
+    t.add_argument("--batch-size", type=int, default=d.tr.batch_size, help="(default: %(default)s)")
+    t.add_argument("--lr", type=float, default=d.tr.lr, help="Adam learning rate (default: %(default)s)")
+    t.add_argument("--patience", type=int, default=d.tr.patience, help="early-stopping patience in epochs (default: %(default)s)")
     _bool_flag(t, "class-weights", False, "weight the loss by inverse class frequency")
     c = p.add_argument_group("preprocessing options")
-    _bool_flag(c, "lowercase", _CLEAN.lower, "lower-case the text")
-    _bool_flag(c, "remove-stopwords", _CLEAN.remove_stopwords, "drop NLTK English stopwords")
-    _bool_flag(c, "drop-parentheses", _CLEAN.drop_parentheses, "drop text in parentheses")
+    _bool_flag(c, "lowercase", d.clean.lower, "lower-case the text")
+    _bool_flag(c, "remove-stopwords", d.clean.remove_stopwords, "drop NLTK English stopwords")
+    _bool_flag(c, "drop-parentheses", d.clean.drop_parentheses, "drop text in parentheses")
     p.set_defaults(handler=run_train_classify)
 
 
@@ -202,27 +213,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FLOW_COMMANDS = ("train", "predict", "demo")  # commands that run a flow once, here, and then exit
+
+
+def _prefect_server(argv: list[str]):
+    """A Prefect server booting in the background from the first instant of a flow command (else a no-op)."""
+    from contextlib import nullcontext
+
+    from flows.startup import BackgroundPrefectServer
+
+    runs_a_flow = bool(argv) and argv[0] in FLOW_COMMANDS and not {"-h", "--help"} & set(argv)
+    return BackgroundPrefectServer() if runs_a_flow else nullcontext()
+
+
+def _run_flow_command(args: argparse.Namespace, server) -> dict:
+    """Load the libraries and open the MLflow store while the server boots, then run the flow."""
+    from flows.startup import warm_up
+    from tasks.settings import tracking_uri
+
+    uri = tracking_uri(args.tracking_uri, args.data_dir) if args.command != "demo" else None
+    warm_up(uri, getattr(args, "data_dir", None))
+    server.wait_ready()
+    return args.handler(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, and no phoning home
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if getattr(args, "threads", None):
-        import torch
+    with _prefect_server(argv) as server:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "threads", None):
+            import torch
 
-        torch.set_num_threads(args.threads)
-    stdout = sys.stdout
-    sys.stdout = sys.stderr  # everything but the final JSON line goes to stderr
-    try:
-        result = args.handler(args)
-    except Exception as err:  # a clear one-line error for users; the traceback with SEQFLOW_DEBUG=1
-        if os.environ.get("SEQFLOW_DEBUG"):
-            raise
-        print(f"seqflow: error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        sys.stdout = stdout
+            torch.set_num_threads(args.threads)
+        stdout = sys.stdout
+        sys.stdout = sys.stderr  # everything but the final JSON line goes to stderr
+        try:
+            result = _run_flow_command(args, server) if args.command in FLOW_COMMANDS else args.handler(args)
+        except Exception as err:  # a clear one-line error for users; the traceback with SEQFLOW_DEBUG=1
+            if os.environ.get("SEQFLOW_DEBUG"):
+                raise
+            print(f"seqflow: error: {err}", file=sys.stderr)
+            return 1
+        finally:
+            sys.stdout = stdout
     print(json.dumps(result, default=str), flush=True)
     return 0
 

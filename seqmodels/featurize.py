@@ -47,7 +47,7 @@ class FeaturizerConfig:
     subword_buckets: int = 20_000
     subword_min_n: int = 3
     subword_max_n: int = 5
-    char_features: bool = True
+    char_features: bool = False
     char_max_len: int = 20
     word_norm: str = "none"
 

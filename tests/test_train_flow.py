@@ -66,3 +66,29 @@ def test_cli_reports_bad_input_clearly(trained_classifier, capsys):
                  "--label-col", "topic", "--model-name", "bad", "--data-dir", str(store)])
     assert code == 1
     assert "column 'title': no such column" in capsys.readouterr().err
+
+
+def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier, tmp_path):
+    """No Prefect API configured: the CLI starts a temporary server while it loads, and stops it cleanly."""
+    store = trained_classifier["home"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), SEQFLOW_HOME=str(tmp_path / "home"))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(store / "train.csv"),
+           "--text-col", "headline", "--label-col", "topic", "--model-name", "fresh", "--epochs", "1",
+           "--embedding-dim", "8", "--hidden-dim", "8"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["model_uri"] == "models:/fresh@champion"
+    assert "starting a temporary Prefect server" in proc.stderr
+    assert "Starting temporary server" not in proc.stderr  # Prefect's own fallback was not needed
+    assert "Error logging to API" not in proc.stderr  # logs were drained before the server stopped
+
+
+def test_a_configured_prefect_server_is_used_as_is(prefect_harness):
+    from flows.startup import BackgroundPrefectServer
+
+    with BackgroundPrefectServer() as server:
+        server.wait_ready()
+        assert server.process is None
