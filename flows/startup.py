@@ -4,7 +4,7 @@ With no Prefect API configured, Prefect itself would start a temporary server on
 import the server app in this process (~3 s), start it in a subprocess and wait for it (~4 s), all on
 the critical path. :class:`BackgroundPrefectServer` starts that same temporary server (the same
 uvicorn command and settings Prefect uses) as the very first step instead, so that it boots on another
-core while this process imports torch, Prefect, MLflow and NLTK and opens the MLflow store
+core while this process imports torch, Prefect and MLflow and opens the MLflow store
 (:func:`warm_up`). When an API URL is configured (``PREFECT_API_URL``, a profile, a test harness)
 nothing is started and that server is used, as before.
 """
@@ -152,8 +152,6 @@ def warm_up(tracking_uri: str | None = None, data_dir: str | None = None) -> Non
     """Load what a flow run needs while the server boots: the libraries and, given a tracking URI, the
     MLflow store (its tables are created on first use) and experiment."""
     import mlflow  # noqa: F401
-    import nltk.corpus  # noqa: F401
-    import torch  # noqa: F401
     import prefect.flow_engine  # noqa: F401
 
     if tracking_uri is not None:

@@ -8,7 +8,9 @@ compiled once per call over the whole column), never a Python regex per row.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -42,14 +44,30 @@ class CleanConfig:
 
 @lru_cache(maxsize=1)
 def english_stopwords() -> tuple[str, ...]:
-    """NLTK's English stopword list: NLTK's corpus when installed, else the copy shipped here."""
-    try:
-        from nltk.corpus import stopwords
+    """NLTK's English stopword list: NLTK's corpus when installed, else the copy shipped here.
 
-        return tuple(stopwords.words("english"))
-    except LookupError:
-        text = resources.files("seqmodels").joinpath("data/english_stopwords.txt").read_text("utf-8")
-        return tuple(w for w in text.split() if w)
+    NLTK itself (a second to import) is only imported when it is already loaded or its data directories
+    hold the stopwords corpus.
+    """
+    if "nltk" in sys.modules or _nltk_stopwords_installed():
+        try:
+            from nltk.corpus import stopwords
+
+            return tuple(stopwords.words("english"))
+        except LookupError:
+            pass
+    text = resources.files("seqmodels").joinpath("data/english_stopwords.txt").read_text("utf-8")
+    return tuple(w for w in text.split() if w)
+
+
+def _nltk_stopwords_installed() -> bool:
+    """Whether ``corpora/stopwords`` (folder or zip) is in one of the directories ``nltk.data.path`` starts with."""
+    dirs = [os.path.expanduser(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    dirs += [os.path.expanduser("~/nltk_data"), os.path.join(sys.prefix, "nltk_data"),
+             os.path.join(sys.prefix, "share", "nltk_data"), os.path.join(sys.prefix, "lib", "nltk_data"),
+             "/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data", "/usr/local/lib/nltk_data",
+             os.path.join(os.environ.get("APPDATA", "C:\\"), "nltk_data"), r"C:\nltk_data", r"D:\nltk_data", r"E:\nltk_data"]
+    return any(os.path.exists(os.path.join(d, "corpora", name)) for d in dirs for name in ("stopwords", "stopwords.zip"))
 
 
 @lru_cache(maxsize=4)

@@ -1,5 +1,7 @@
 """Cleaning steps, the shipped stopword list, and vocabulary / label-map round trips."""
 
+import os
+
 import pyarrow as pa
 
 from seqmodels.cleaning import CleanConfig, clean_and_tokenize, english_stopwords
@@ -62,3 +64,16 @@ def test_empty_cleaned_text_becomes_one_unknown_token():
     featurizer = Featurizer.fit(*text_to_tokens(["oil prices"], config.clean), config)
     data = featurizer.encode_texts(["the and of", "oil"])
     assert data.lengths.tolist() == [1, 1] and data.ids.tolist() == [1, 2]
+
+
+def test_nltk_stopword_corpus_is_found_where_nltk_looks(tmp_path, monkeypatch):
+    from seqmodels.cleaning import _nltk_stopwords_installed
+
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path / "a") + os.pathsep + str(tmp_path / "b"))
+    before = _nltk_stopwords_installed()  # True only where NLTK data is installed system-wide
+    (tmp_path / "b" / "corpora").mkdir(parents=True)
+    (tmp_path / "b" / "corpora" / "stopwords.zip").write_bytes(b"")
+    assert _nltk_stopwords_installed()
+    if not before:
+        monkeypatch.setenv("NLTK_DATA", str(tmp_path / "a"))
+        assert not _nltk_stopwords_installed()
