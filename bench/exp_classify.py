@@ -1,5 +1,6 @@
 """Quick accuracy experiment on AG News 10k: python exp.py '{json overrides}'."""
 import sys, time, json, logging
+from dataclasses import replace
 import numpy as np, torch, pyarrow as pa
 from seqmodels.readers import read_labeled, ReadSpec
 from seqmodels.cleaning import CleanConfig
@@ -7,9 +8,9 @@ from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.split import stratified_split, SplitConfig
 from seqmodels.vocab import VocabConfig, LabelMap
 from seqmodels.batching import BatchLoader
-from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
-from seqmodels.training import Trainer, TrainerConfig, seed_everything
+from seqmodels.training import Trainer, seed_everything
 logging.basicConfig(level=logging.WARNING)
 args = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 t0 = time.time()
@@ -28,7 +29,7 @@ seed_everything(seed)
 enc = EncoderConfig(**{**args.pop("enc", {}), **feat.encoder_fields()})
 cfg = ClassifierConfig(encoder=enc, num_classes=len(lm), **args.pop("clf", {}))
 model = RNNClassifier(cfg)
-tc = TrainerConfig(seed=seed, progress=False, **args.pop("train", {}))
+tc = replace(CLASSIFIER_TRAINING, seed=seed, progress=False, **args.pop("train", {}))  # the CLI's defaults
 exact = args.pop("exact", False)
 trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, seed=seed, exact_length=exact),
                   BatchLoader(data(va), 256, exact_length=exact))

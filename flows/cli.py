@@ -20,11 +20,10 @@ def _defaults() -> SimpleNamespace:
     """The components' default configs, for the options' defaults (imported late: they load torch)."""
     from seqmodels.cleaning import CleanConfig
     from seqmodels.featurize import FeaturizerConfig
-    from seqmodels.models.classifier import ClassifierConfig
+    from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig
     from seqmodels.models.encoder import EncoderConfig
-    from seqmodels.training import TrainerConfig
 
-    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=TrainerConfig(), clean=CleanConfig(),
+    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=CLASSIFIER_TRAINING, clean=CleanConfig(),
                            feat=FeaturizerConfig())
 
 

@@ -15,17 +15,16 @@ from prefect import flow, runtime
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.models.classifier import ClassifierConfig
+from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
-from seqmodels.training import TrainerConfig
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
 from tasks.settings import data_dir, tracking_uri
 from tasks.tracking import start_tracking
 from tasks.train import config_params, evaluate_model, train_model
 
-_ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), TrainerConfig(), CleanConfig(), FeaturizerConfig()
+_ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), CLASSIFIER_TRAINING, CleanConfig(), FeaturizerConfig()
 _TAG = TaggerConfig()
 _TAG_TR = TAGGER_TRAINING
 
@@ -74,8 +73,8 @@ def train_classifier_flow(
                             bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
                             word_dropout=word_dropout)
     model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
-    trainer_config = TrainerConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
-                                   seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
+    trainer_config = replace(_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
+                             seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
     params = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
               "vocab_level": vocab_level, "max_vocab": max_vocab, "min_freq": min_freq, "class_weights": class_weights,
               "subword_buckets": subword_buckets, "char_features": char_features,

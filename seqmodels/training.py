@@ -42,7 +42,7 @@ class TrainerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 5.0
-    patience: int = 2
+    patience: int = 3
     lr_patience: int = 1
     lr_factor: float = 0.5
     time_budget_s: float | None = None

@@ -9,8 +9,14 @@ from torch import nn
 import torch.nn.functional as F
 
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
+from seqmodels.training import TrainerConfig
 
 POOLINGS = ("last", "max", "mean", "last_max")
+
+# Classifier training defaults, measured on AG News 10k (bench/exp_classify.py, 3 seeds): batches of 128 at
+# lr 2e-3 match 64 at 1e-3 in accuracy (0.801 vs 0.802) at ~25 % less time per epoch; validation loss
+# turned up right after its minimum in every run, so 2 epochs of patience lose nothing and save one.
+CLASSIFIER_TRAINING = TrainerConfig(batch_size=128, lr=2e-3, patience=2)
 
 
 @dataclass
