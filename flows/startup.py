@@ -51,7 +51,7 @@ class BackgroundPrefectServer:
         fresh_process = "prefect" not in sys.modules and "PREFECT_API_URL" not in os.environ
         if fresh_process:
             self._spawn(dict(os.environ))
-        from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, get_current_settings, temporary_settings
 
         settings = get_current_settings()
         if settings.api.url or not settings.server.ephemeral.enabled:
@@ -59,7 +59,8 @@ class BackgroundPrefectServer:
             return self
         if not fresh_process:
             self._spawn({**os.environ, **settings.to_environment_variables(exclude_unset=True)})
-        self._settings.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url}))
+        # no UI is served, so no "View at <url>" links to it
+        self._settings.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}))
         _use_settings_in_every_thread(self._settings)
         self.api_url_in_use = True
         log.info("starting a temporary Prefect server on %s (set PREFECT_API_URL to use your own)", self.api_url)

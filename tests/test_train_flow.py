@@ -84,6 +84,7 @@ def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier,
     assert "starting a temporary Prefect server" in proc.stderr
     assert "Starting temporary server" not in proc.stderr  # Prefect's own fallback was not needed
     assert "Error logging to API" not in proc.stderr  # logs were drained before the server stopped
+    assert "View at http" not in proc.stderr  # no links to a UI that is not served
 
 
 def test_a_configured_prefect_server_is_used_as_is(prefect_harness):
