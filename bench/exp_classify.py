@@ -6,9 +6,9 @@ from seqmodels.readers import read_labeled, ReadSpec
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.split import stratified_split, SplitConfig
-from seqmodels.vocab import VocabConfig, LabelMap
+from seqmodels.vocab import LabelMap
 from seqmodels.batching import BatchLoader
-from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig, RNNClassifier
+from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import Trainer, seed_everything
 logging.basicConfig(level=logging.WARNING)
@@ -16,7 +16,7 @@ args = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 t0 = time.time()
 torch.set_num_threads(args.pop("threads", 2))
 df = read_labeled('/work/shared/datasets/ag_news_titles_10k/news.csv', ReadSpec(text_col='X', label_col='y'))
-fc = FeaturizerConfig(clean=CleanConfig(**args.pop("clean", {})), vocab=VocabConfig(**args.pop("vocab", {})), **args.pop("feat", {}))
+fc = FeaturizerConfig(clean=CleanConfig(**args.pop("clean", {})), vocab=replace(CLASSIFIER_VOCAB, **args.pop("vocab", {})), **args.pop("feat", {}))
 cleaned, toks = text_to_tokens(df.text.tolist(), fc.clean)
 tr, va, te = stratified_split(df.label.to_numpy(), SplitConfig(seed=42))
 lm = LabelMap.fit(df.label)

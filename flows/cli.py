@@ -20,11 +20,11 @@ def _defaults() -> SimpleNamespace:
     """The components' default configs, for the options' defaults (imported late: they load torch)."""
     from seqmodels.cleaning import CleanConfig
     from seqmodels.featurize import FeaturizerConfig
-    from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig
+    from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
     from seqmodels.models.encoder import EncoderConfig
 
-    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=CLASSIFIER_TRAINING, clean=CleanConfig(),
-                           feat=FeaturizerConfig())
+    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=CLASSIFIER_TRAINING, vocab=CLASSIFIER_VOCAB,
+                           clean=CleanConfig(), feat=FeaturizerConfig())
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
@@ -76,8 +76,10 @@ def add_classify(sub) -> None:
     m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=d.clf.pooling,
                    help="how RNN outputs become one vector: final states of both directions, max, mean (default: %(default)s)")
     m.add_argument("--vocab-level", choices=["word", "char"], default="word", help="(default: %(default)s)")
-    m.add_argument("--max-vocab", type=int, default=50_000, help="vocabulary size cap, specials included (default: %(default)s)")
-    m.add_argument("--min-freq", type=int, default=1, help="minimum token count to enter the vocabulary (default: %(default)s)")
+    m.add_argument("--max-vocab", type=int, default=d.vocab.max_size, help="vocabulary size cap, specials included (default: %(default)s)")
+    m.add_argument("--min-freq", type=int, default=d.vocab.min_freq,
+                   help="minimum training count to enter the vocabulary; rarer words are <unk> but keep their "
+                        "character n-grams (default: %(default)s)")
     t = p.add_argument_group("training options")
     t.add_argument("--batch-size", type=int, default=d.tr.batch_size, help="(default: %(default)s)")
     t.add_argument("--lr", type=float, default=d.tr.lr, help="Adam learning rate (default: %(default)s)")

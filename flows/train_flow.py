@@ -15,7 +15,7 @@ from prefect import flow, runtime
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.models.classifier import CLASSIFIER_TRAINING, ClassifierConfig
+from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
@@ -57,8 +57,8 @@ def train_classifier_flow(
     patience: int = _TR.patience,
     class_weights: bool = False,
     vocab_level: Literal["word", "char"] = "word",
-    max_vocab: int | None = 50_000,
-    min_freq: int = 1,
+    max_vocab: int | None = CLASSIFIER_VOCAB.max_size,
+    min_freq: int = CLASSIFIER_VOCAB.min_freq,
     lowercase: bool = _CLEAN.lower,
     remove_stopwords: bool = _CLEAN.remove_stopwords,
     drop_parentheses: bool = _CLEAN.drop_parentheses,

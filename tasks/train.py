@@ -9,21 +9,9 @@ from pathlib import Path
 from prefect import task
 
 from seqmodels.kinds import get_kind
-from seqmodels.models.classifier import ClassifierConfig
 from seqmodels.plots import plot_confusion_matrix, plot_learning_curves
 from seqmodels.training import TrainerConfig
 from tasks.tracking import MlflowEpochLogger
-
-MODEL_CONFIGS = {"classify": ClassifierConfig}
-
-
-def model_config_class(task_kind: str):
-    """The model config dataclass of a task kind."""
-    if task_kind == "tag":
-        from seqmodels.tagging.model import TaggerConfig
-
-        return TaggerConfig
-    return MODEL_CONFIGS[task_kind]
 
 
 @task
@@ -32,9 +20,10 @@ def train_model(train_path: str, val_path: str, featurizer_dir: str, run_dir: st
                 task_kind: str = "classify") -> str:
     """Train with early stopping on val; checkpoints in ``run_dir/checkpoints``, the model in ``run_dir/model``."""
     callbacks = (MlflowEpochLogger(run_id),) if run_id else ()
-    config = model_config_class(task_kind).from_dict(model_config)
+    kind = get_kind(task_kind)
+    config = kind.model_config.from_dict(model_config)
     extra = {"use_class_weights": use_class_weights} if task_kind == "classify" else {}
-    model_dir, _ = get_kind(task_kind).train(
+    model_dir, _ = kind.train(
         train_path, val_path, featurizer_dir, Path(run_dir) / "model", Path(run_dir) / "checkpoints", config,
         TrainerConfig(**trainer_config), resume=resume, callbacks=callbacks, **extra)
     return str(model_dir)

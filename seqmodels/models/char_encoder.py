@@ -48,15 +48,23 @@ class CharEncoderConfig:
         return asdict(self)
 
 
-class CharCNNEncoder(nn.Module):
-    """``chars (batch, max_len, max_chars)`` char ids (0 = padding) -> ``(batch, max_len, filters)``."""
+class _CharEncoderBase(nn.Module):
+    """What both encoders share: the config, the character embedding (0 = padding) and its dropout."""
 
     def __init__(self, config: CharEncoderConfig):
         super().__init__()
-        _check_vocab(config)
+        if config.vocab_size < 2:  # padding id 0 plus at least one character
+            raise ValueError("CharEncoderConfig.vocab_size must be set from the featurizer's character vocabulary")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
         self.dropout = nn.Dropout(config.dropout)
+
+
+class CharCNNEncoder(_CharEncoderBase):
+    """``chars (batch, max_len, max_chars)`` char ids (0 = padding) -> ``(batch, max_len, filters)``."""
+
+    def __init__(self, config: CharEncoderConfig):
+        super().__init__(config)
         self.conv = nn.Conv1d(config.embedding_dim, config.filters, config.kernel_size, padding=config.kernel_size // 2)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
@@ -71,15 +79,11 @@ class CharCNNEncoder(nn.Module):
         return pooled.reshape(batch, max_len, self.config.filters)  # (batch, max_len, filters)
 
 
-class CharLSTMEncoder(nn.Module):
+class CharLSTMEncoder(_CharEncoderBase):
     """``chars (batch, max_len, max_chars)`` left-aligned char ids (0 = padding) -> ``(batch, max_len, 2 * h)``."""
 
     def __init__(self, config: CharEncoderConfig):
-        super().__init__()
-        _check_vocab(config)
-        self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
-        self.dropout = nn.Dropout(config.dropout)
+        super().__init__(config)
         self.lstm = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True, bidirectional=True)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
@@ -102,8 +106,3 @@ def build_char_encoder(config: CharEncoderConfig) -> nn.Module:
     """The character encoder named by ``config.kind``: :class:`CharCNNEncoder` or :class:`CharLSTMEncoder`."""
     return CharCNNEncoder(config) if config.kind == "cnn" else CharLSTMEncoder(config)
 
-
-def _check_vocab(config: CharEncoderConfig) -> None:
-    """ValueError unless the character vocabulary size has been set (padding id 0 plus at least one char)."""
-    if config.vocab_size < 2:
-        raise ValueError("CharEncoderConfig.vocab_size must be set from the featurizer's character vocabulary")
