@@ -76,7 +76,7 @@ class BackgroundPrefectServer:
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "error", "--lifespan", "on"],
-            env={**env, **_EPHEMERAL_SERVER_ENV})
+            env={**env, **_EPHEMERAL_SERVER_ENV}, stdout=_stderr_fd())  # stdout is the CLI's JSON line alone
         self.api_url = f"http://127.0.0.1:{port}/api"
 
     def wait_ready(self) -> None:
@@ -115,6 +115,14 @@ class BackgroundPrefectServer:
             self.process.wait()
         self.process = None
         self.api_url_in_use = False
+
+
+def _stderr_fd() -> int | None:
+    """This process's standard error as a file descriptor for a child's stdout (None: inherit stdout)."""
+    try:
+        return sys.__stderr__.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _use_settings_in_every_thread(stack: ExitStack) -> None:

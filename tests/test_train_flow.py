@@ -80,7 +80,8 @@ def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier,
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["model_uri"] == "models:/fresh@champion"
+    [line] = proc.stdout.strip().splitlines()  # stdout holds the JSON line alone, server output included
+    assert json.loads(line)["model_uri"] == "models:/fresh@champion"
     assert "starting a temporary Prefect server" in proc.stderr
     assert "Starting temporary server" not in proc.stderr  # Prefect's own fallback was not needed
     assert "Error logging to API" not in proc.stderr  # logs were drained before the server stopped
