@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -43,7 +45,7 @@ class BackgroundPrefectServer:
         self.process: subprocess.Popen | None = None
         self.api_url: str | None = None
         self.api_url_in_use = False
-        self._settings = ExitStack()
+        self._undo = ExitStack()
 
     def __enter__(self) -> "BackgroundPrefectServer":
         # In a fresh process the server is spawned before Prefect is even imported (that import alone takes
@@ -60,8 +62,9 @@ class BackgroundPrefectServer:
         if not fresh_process:
             self._spawn({**os.environ, **settings.to_environment_variables(exclude_unset=True)})
         # no UI is served, so no "View at <url>" links to it
-        self._settings.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}))
-        _use_settings_in_every_thread(self._settings)
+        self._undo.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}))
+        _use_settings_in_every_thread(self._undo)
+        self._stop_on_sigterm()
         self.api_url_in_use = True
         log.info("starting a temporary Prefect server on %s (set PREFECT_API_URL to use your own)", self.api_url)
         return self
@@ -78,6 +81,20 @@ class BackgroundPrefectServer:
              "--log-level", "error", "--lifespan", "on"],
             env={**env, **_EPHEMERAL_SERVER_ENV}, stdout=_stderr_fd())  # stdout is the CLI's JSON line alone
         self.api_url = f"http://127.0.0.1:{port}/api"
+
+    def _stop_on_sigterm(self) -> None:
+        """SIGTERM (a scheduler, ``kill``) exits through ``__exit__`` as Ctrl-C does, so the server stops too."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is not signal.SIG_DFL:
+            return  # someone else handles SIGTERM here
+
+        def exit_cleanly(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, exit_cleanly)
+        self._undo.callback(signal.signal, signal.SIGTERM, previous)
 
     def wait_ready(self) -> None:
         """Block until the server answers; on failure fall back to Prefect's own temporary server."""
@@ -104,7 +121,7 @@ class BackgroundPrefectServer:
     def _stop(self) -> None:
         if self.process is not None and self.api_url_in_use:
             _drain_prefect_workers()  # logs and events still queued go out while the server is up
-        self._settings.close()
+        self._undo.close()
         if self.process is None:
             return
         self.process.terminate()

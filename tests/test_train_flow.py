@@ -94,3 +94,33 @@ def test_a_configured_prefect_server_is_used_as_is(prefect_harness):
     with BackgroundPrefectServer() as server:
         server.wait_ready()
         assert server.process is None
+
+
+def test_sigterm_mid_training_stops_the_temporary_server_too(trained_classifier, tmp_path):
+    """A scheduler's SIGTERM ends the CLI through its clean-up: the server it started does not outlive it."""
+    import re
+    import signal
+    import socket
+
+    store = trained_classifier["home"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), SEQFLOW_HOME=str(tmp_path / "home"))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(store / "train.csv"),
+           "--text-col", "headline", "--label-col", "topic", "--model-name", "killed", "--epochs", "500",
+           "--patience", "500", "--embedding-dim", "8", "--hidden-dim", "8"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    port, seen = None, []
+    for line in proc.stderr:  # until training is under way
+        seen.append(line)
+        if match := re.search(r"temporary Prefect server on http://127\.0\.0\.1:(\d+)/api", line):
+            port = int(match.group(1))
+        if "epoch 2 " in line:
+            break
+    assert port is not None, "".join(seen[-20:])
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens there any more
