@@ -6,7 +6,8 @@ the critical path. :class:`BackgroundPrefectServer` starts that same temporary s
 uvicorn command and settings Prefect uses) as the very first step instead, so that it boots on another
 core while this process imports torch, Prefect and MLflow and opens the MLflow store
 (:func:`warm_up`). When an API URL is configured (``PREFECT_API_URL``, a profile, a test harness)
-nothing is started and that server is used, as before.
+that server is used, as before (a server spawned before the profile was read is stopped at once).
+The server stops when the command ends, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
