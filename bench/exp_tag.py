@@ -42,14 +42,15 @@ def run(overrides: dict) -> dict:
     trainer = replace(TAGGER_TRAINING, progress=False,
                       **{k: overrides[k] for k in TRAINER_KEYS if k in overrides})
     features = FeaturizerConfig(vocab=VocabConfig(max_size=100_000, min_freq=overrides.get("min_freq", 1)),
-                                subword_buckets=overrides.get("subword_buckets", 0 if fmt == "conll2003" else 20_000),
+                                subword_buckets=overrides.get("subword_buckets", 0),
                                 char_features=overrides.get("char_encoder", "cnn") != "none", word_norm="lower_digits")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = {part: ingest_tagged(path, tmp / f"{part}.parquet", fmt, column)
                  for part, path in (("train", train), ("val", val), ("test", test))}
-        fit_tag_featurizer(paths["train"], tmp / "feat", features)
+        # without an override, subwords follow the tag set as in `seqflow train tag` (default_subword_buckets)
+        fit_tag_featurizer(paths["train"], tmp / "feat", features, auto_subwords="subword_buckets" not in overrides)
         model_dir, result = train_tagger(paths["train"], paths["val"], tmp / "feat", tmp / "model", tmp / "ckpt",
                                          model, trainer)
         report = evaluate_tagger(model_dir, paths["test"], "cpu")

@@ -233,7 +233,7 @@ def _run_flow_command(args: argparse.Namespace, server) -> dict:
     from tasks.settings import tracking_uri
 
     uri = tracking_uri(args.tracking_uri, args.data_dir) if args.command != "demo" else None
-    warm_up(uri, getattr(args, "data_dir", None))
+    warm_up(uri, args.data_dir)
     server.wait_ready()
     return args.handler(args)
 

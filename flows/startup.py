@@ -45,7 +45,6 @@ class BackgroundPrefectServer:
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
         self.api_url: str | None = None
-        self.api_url_in_use = False
         self._undo = ExitStack()
 
     def __enter__(self) -> "BackgroundPrefectServer":
@@ -58,7 +57,7 @@ class BackgroundPrefectServer:
 
         settings = get_current_settings()
         if settings.api.url or not settings.server.ephemeral.enabled:
-            self._stop()  # a configured server (or ephemeral mode off): use it, as Prefect would
+            self._terminate()  # a configured server (or ephemeral mode off): use it, as Prefect would
             return self
         if not fresh_process:
             self._spawn({**os.environ, **settings.to_environment_variables(exclude_unset=True)})
@@ -66,7 +65,6 @@ class BackgroundPrefectServer:
         self._undo.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: ""}))
         _use_settings_in_every_thread(self._undo)
         self._stop_on_sigterm()
-        self.api_url_in_use = True
         log.info("starting a temporary Prefect server on %s (set PREFECT_API_URL to use your own)", self.api_url)
         return self
 
@@ -120,9 +118,13 @@ class BackgroundPrefectServer:
         self._stop()
 
     def _stop(self) -> None:
-        if self.process is not None and self.api_url_in_use:
+        """Drain Prefect's workers into the server, restore the settings and signal handler, stop the server."""
+        if self.process is not None:
             _drain_prefect_workers()  # logs and events still queued go out while the server is up
         self._undo.close()
+        self._terminate()
+
+    def _terminate(self) -> None:
         if self.process is None:
             return
         self.process.terminate()
@@ -132,7 +134,6 @@ class BackgroundPrefectServer:
             self.process.kill()
             self.process.wait()
         self.process = None
-        self.api_url_in_use = False
 
 
 def _stderr_fd() -> int | None:

@@ -68,17 +68,21 @@ def test_cli_reports_bad_input_clearly(trained_classifier, capsys):
     assert "column 'title': no such column" in capsys.readouterr().err
 
 
-def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier, tmp_path):
-    """No Prefect API configured: the CLI starts a temporary server while it loads, and stops it cleanly."""
-    store = trained_classifier["home"]
+def _fresh_cli(store, tmp_path, *options: str) -> tuple[list[str], dict]:
+    """``seqflow train classify`` on the tiny headlines in a fresh process with no Prefect API configured:
+    the command line and the ``env`` / ``cwd`` for subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), SEQFLOW_HOME=str(tmp_path / "home"))
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(store / "train.csv"),
-           "--text-col", "headline", "--label-col", "topic", "--model-name", "fresh", "--epochs", "1",
-           "--embedding-dim", "8", "--hidden-dim", "8"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+           "--text-col", "headline", "--label-col", "topic", "--embedding-dim", "8", "--hidden-dim", "8", *options]
+    return cmd, {"env": env, "cwd": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+
+
+def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier, tmp_path):
+    """No Prefect API configured: the CLI starts a temporary server while it loads, and stops it cleanly."""
+    cmd, options = _fresh_cli(trained_classifier["home"], tmp_path, "--model-name", "fresh", "--epochs", "1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **options)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [line] = proc.stdout.strip().splitlines()  # stdout holds the JSON line alone, server output included
     assert json.loads(line)["model_uri"] == "models:/fresh@champion"
@@ -102,15 +106,9 @@ def test_sigterm_mid_training_stops_the_temporary_server_too(trained_classifier,
     import signal
     import socket
 
-    store = trained_classifier["home"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), SEQFLOW_HOME=str(tmp_path / "home"))
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(store / "train.csv"),
-           "--text-col", "headline", "--label-col", "topic", "--model-name", "killed", "--epochs", "500",
-           "--patience", "500", "--embedding-dim", "8", "--hidden-dim", "8"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cmd, options = _fresh_cli(trained_classifier["home"], tmp_path, "--model-name", "killed", "--epochs", "500",
+                              "--patience", "500")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
     port, seen = None, []
     for line in proc.stderr:  # until training is under way
         seen.append(line)
