@@ -46,6 +46,13 @@ def test_tfidf_linear_baseline_accuracies_in_range(synthetic_csv: Path) -> None:
     assert all(0.0 <= v <= 1.0 for v in scores.values())
 
 
+def test_tfidf_word_char_svm_picks_c_on_validation(synthetic_csv: Path) -> None:
+    df = pd.read_csv(synthetic_csv).sample(frac=1.0, random_state=0)
+    scores = mb.tfidf_linear_baseline(df.X[:120], df.y[:120], df.X[160:], df.y[160:], df.X[120:160], df.y[120:160])
+    assert scores["svm_word_char_C"] in mb.SVM_C_GRID
+    assert scores["svm_word_char_accuracy"] > 0.9  # topic words separate the classes
+
+
 def test_gather_last_relevant_hidden_picks_len_minus_one() -> None:
     hiddens = torch.arange(3 * 5 * 2, dtype=torch.float32).reshape(3, 5, 2)
     seq_lens = torch.tensor([1, 5, 3])
@@ -62,3 +69,14 @@ def test_collate_pads_to_longest_in_batch() -> None:
     ds = mb.Dataset(X=[np.array([3, 4, 5]), np.array([6])], y=np.array([1, 0]))
     X, seq_lens, y = ds.collate_fn([ds[0], ds[1]])
     assert X.tolist() == [[3, 4, 5], [6, 0, 0]] and seq_lens.tolist() == [3, 1] and y.tolist() == [1, 0]
+
+
+def test_classify_splits_summary_means_and_gap() -> None:
+    from bench.classify_splits import summarise
+
+    rows = [{"seqflow_accuracy": 0.80, "svm_word_char_accuracy": 0.82, "svm_accuracy": 0.81, "logreg_accuracy": 0.80},
+            {"seqflow_accuracy": 0.84, "svm_word_char_accuracy": 0.83, "svm_accuracy": 0.82, "logreg_accuracy": 0.81}]
+    out = summarise(rows)
+    assert out["seqflow_accuracy_mean"] == 0.82 and out["svm_word_char_accuracy_mean"] == 0.825
+    assert out["seqflow_minus_svm_word_char_mean"] == -0.005 and out["seeds_at_or_above_0.84"] == 1
+    assert out["seqflow_accuracy_sd"] == round(0.04 / 2 ** 0.5, 4)
