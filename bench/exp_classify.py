@@ -34,13 +34,12 @@ exact = args.pop("exact", False)
 trainer = Trainer(model, tc, BatchLoader(data(tr), tc.batch_size, shuffle=True, seed=seed, exact_length=exact),
                   BatchLoader(data(va), 256, exact_length=exact))
 res = trainer.fit()
-refit = args.pop("refit", False)
-if refit:  # train a fresh model on train + val for the best epoch count, then test it
+if args.pop("refit", False):  # a fresh model on train + val for the best epoch count (+ refit_extra_epochs), then tested
     trva = np.sort(np.concatenate([tr, va]))
     feat = Featurizer.fit(take(cleaned, trva), take(toks, trva), fc)
     seed_everything(seed)
     model = RNNClassifier(replace(cfg, encoder=EncoderConfig(**{**enc.__dict__, **feat.encoder_fields()})))
-    rc = replace(tc, epochs=res.best_epoch + (refit if isinstance(refit, int) and refit is not True else 0), patience=99)
+    rc = replace(tc, epochs=res.best_epoch + args.pop("refit_extra_epochs", 0), patience=10_000)  # no early stop
     trainer = Trainer(model, rc, BatchLoader(data(trva), tc.batch_size, shuffle=True, seed=seed), BatchLoader(data(va), 256))
     trainer.fit()
 tl, tacc = trainer.evaluate(BatchLoader(data(te), 256))
