@@ -38,7 +38,7 @@ if args.pop("refit", False):  # a fresh model on train + val for the best epoch 
     trva = np.sort(np.concatenate([tr, va]))
     feat = Featurizer.fit(take(cleaned, trva), take(toks, trva), fc)
     seed_everything(seed)
-    model = RNNClassifier(replace(cfg, encoder=EncoderConfig(**{**enc.__dict__, **feat.encoder_fields()})))
+    model = RNNClassifier(replace(cfg, encoder=replace(enc, **feat.encoder_fields())))
     rc = replace(tc, epochs=res.best_epoch + args.pop("refit_extra_epochs", 0), patience=10_000)  # no early stop
     trainer = Trainer(model, rc, BatchLoader(data(trva), tc.batch_size, shuffle=True, seed=seed), BatchLoader(data(va), 256))
     trainer.fit()
