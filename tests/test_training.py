@@ -1,4 +1,5 @@
-"""The trainer: it can overfit a tiny batch, resume exactly from a checkpoint, and respect a time budget."""
+"""The trainer: it can overfit a tiny batch, resume exactly from a checkpoint, and respect a time budget
+(checked with a clock that moves per training step, never against wall time)."""
 
 import numpy as np
 import pytest
@@ -68,12 +69,53 @@ def test_resume_continues_exactly(tmp_path):
     assert (tmp_path / "b" / "best.pt").exists() and (tmp_path / "b" / "last.pt").exists()
 
 
-def test_time_budget_stops_and_keeps_the_best(tmp_path):
-    trainer = make_trainer(make_model(), tmp_path, epochs=1000, time_budget_s=1.0)
+class StepClock:
+    """A stand-in for ``time`` in the trainer whose clock moves only when the model takes a step, so the
+    time budget is tested on behaviour (which epochs run) rather than on this machine's speed."""
+
+    def __init__(self, seconds_per_step: float):
+        self.now, self.seconds_per_step = 0.0, seconds_per_step
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.seconds_per_step
+
+
+def clocked_trainer(monkeypatch, tmp_path, seconds_per_step: float, **overrides) -> tuple[Trainer, StepClock]:
+    """A trainer on toy data (4 training batches + 1 validation batch per epoch) timed by a :class:`StepClock`."""
+    import seqmodels.training as training
+
+    clock = StepClock(seconds_per_step)
+    monkeypatch.setattr(training, "time", clock)
+    trainer = make_trainer(make_model(), tmp_path, **overrides)
+    step = trainer.model.step
+
+    def timed_step(batch):
+        clock.tick()
+        return step(batch)
+
+    trainer.model.step = timed_step
+    return trainer, clock
+
+
+def test_time_budget_skips_an_epoch_that_would_overrun_and_keeps_the_best(monkeypatch, tmp_path):
+    # 5 steps of 0.1 s = 0.5 s per epoch: epochs 1 and 2 fit a 1.2 s budget, a third (to 1.5 s) would not
+    trainer, clock = clocked_trainer(monkeypatch, tmp_path, 0.1, epochs=1000, time_budget_s=1.2)
     result = trainer.fit()
     assert result.stop_reason == "time_budget"
-    assert 0 < result.best_epoch <= len(result.history) < 1000
-    assert result.train_time_s < 3.0
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert result.best_epoch in (1, 2) and (tmp_path / "best.pt").exists()
+    assert result.train_time_s == pytest.approx(clock.now) and clock.now == pytest.approx(1.0)
+
+
+def test_time_budget_stops_inside_an_epoch_that_runs_past_the_deadline(monkeypatch, tmp_path):
+    # 1 s per step: the first epoch passes the 2.5 s budget after its third batch; no epoch is recorded
+    trainer, clock = clocked_trainer(monkeypatch, tmp_path, 1.0, epochs=5, time_budget_s=2.5)
+    result = trainer.fit()
+    assert result.stop_reason == "time_budget" and result.history == [] and result.best_epoch == 0
+    assert clock.now == pytest.approx(3.0)
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path):
