@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable
@@ -24,7 +24,12 @@ TOKENIZERS = ("whitespace", "treebank")
 
 @dataclass(frozen=True)
 class CleanConfig:
-    """Which cleaning steps run, in the lesson's order, then how text is split into tokens."""
+    """Which cleaning steps run, in the lesson's order, then how text is split into tokens.
+
+    ``stopwords``: the list removed by ``remove_stopwords``. None means this machine's
+    :func:`english_stopwords` (NLTK's corpus when installed, else the shipped copy); fitting a featurizer
+    pins it to that list, so a saved model removes the same words wherever it predicts.
+    """
 
     lower: bool = True
     remove_stopwords: bool = True
@@ -33,13 +38,26 @@ class CleanConfig:
     drop_non_alphanumeric: bool = True
     collapse_whitespace: bool = True
     tokenizer: str = "whitespace"
+    stopwords: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if self.stopwords is not None and not isinstance(self.stopwords, tuple):  # a JSON list from featurizer.json
+            object.__setattr__(self, "stopwords", tuple(self.stopwords))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_stopwords_pinned(self) -> "CleanConfig":
+        """This config with ``stopwords`` set to the list in use now (when stopwords are removed)."""
+        if not self.remove_stopwords or self.stopwords is not None:
+            return self
+        return replace(self, stopwords=english_stopwords())
+
+    def active_stopwords(self) -> tuple[str, ...]:
+        """The stopword list this config removes: its own, else this machine's."""
+        return self.stopwords if self.stopwords is not None else english_stopwords()
 
 
 @lru_cache(maxsize=1)
@@ -56,6 +74,12 @@ def english_stopwords() -> tuple[str, ...]:
             return tuple(stopwords.words("english"))
         except LookupError:
             pass
+    return shipped_stopwords()
+
+
+@lru_cache(maxsize=1)
+def shipped_stopwords() -> tuple[str, ...]:
+    """The copy of NLTK's English stopword list shipped in ``seqmodels/data`` (the same on every machine)."""
     text = resources.files("seqmodels").joinpath("data/english_stopwords.txt").read_text("utf-8")
     return tuple(w for w in text.split() if w)
 
@@ -83,7 +107,7 @@ def clean_column(texts: pa.Array | pa.ChunkedArray | Iterable[str], config: Clea
     if config.lower:
         arr = pc.utf8_lower(arr)
     if config.remove_stopwords:
-        arr = pc.replace_substring_regex(arr, _stopword_pattern(english_stopwords()), "")
+        arr = pc.replace_substring_regex(arr, _stopword_pattern(config.active_stopwords()), "")
     if config.drop_parentheses:
         arr = pc.replace_substring_regex(arr, r"\([^)]*\)", "")
     if config.space_punctuation:

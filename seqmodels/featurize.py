@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqmodels.batching import SequenceData, _positions
-from seqmodels.cleaning import CleanConfig, clean_column, tokenize_column
+from seqmodels.cleaning import CleanConfig, clean_column, shipped_stopwords, tokenize_column
 from seqmodels.vocab import UNK_ID, Vocabulary, VocabConfig, char_token_lists
 
 TOKENS_TYPE = pa.list_(pa.string())
@@ -113,6 +113,7 @@ class Featurizer:
         and the character vocabulary of the tokens when char features are on."""
         units = (char_token_lists(cleaned.to_pylist()) if config.vocab.level == "char"
                  else normalize_words(tokens, config.word_norm).to_pylist())
+        config = replace(config, clean=config.clean.with_stopwords_pinned())  # saved, so serving removes the same words
         char_vocab = None
         if config.uses_chars:
             uniques = pc.unique(pc.list_flatten(_combined(tokens))).drop_null().to_pylist()
@@ -211,9 +212,19 @@ class Featurizer:
         char_vocab = data.pop("char_vocab", None)
         for key, off in _LEGACY_OFF.items():  # files saved before these features existed had them off
             data.setdefault(key, off)
+        data["clean"] = _legacy_clean(data.get("clean", {}))
         config = FeaturizerConfig(**data)
         return cls(config, Vocabulary.load(directory / "vocab.json"),
                    Vocabulary.from_dict(char_vocab) if char_vocab is not None else None)
+
+
+def _legacy_clean(clean: dict) -> dict:
+    """A saved ``clean`` config completed for files written before a key existed: without ``stopwords``
+    a model used whatever list its machine had, so it gets the shipped list (the same everywhere)."""
+    clean = dict(clean)
+    if "stopwords" not in clean:
+        clean["stopwords"] = list(shipped_stopwords())
+    return clean
 
 
 def _combined(tokens: pa.ListArray | pa.ChunkedArray) -> pa.ListArray:

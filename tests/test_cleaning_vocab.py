@@ -77,3 +77,37 @@ def test_nltk_stopword_corpus_is_found_where_nltk_looks(tmp_path, monkeypatch):
     if not before:
         monkeypatch.setenv("NLTK_DATA", str(tmp_path / "a"))
         assert not _nltk_stopwords_installed()
+
+
+def _machine_stopwords(monkeypatch, extra: tuple[str, ...]) -> None:
+    """Make this process's stopword list (NLTK's corpus or the shipped copy) the shipped one plus ``extra``."""
+    import seqmodels.cleaning as cleaning
+
+    words = cleaning.english_stopwords() + extra
+    monkeypatch.setattr(cleaning, "english_stopwords", lambda: words)
+
+
+def test_stopword_list_of_training_is_saved_and_used_when_predicting(tmp_path, monkeypatch):
+    config = FeaturizerConfig()
+    with monkeypatch.context() as training_machine:  # training: a machine whose list also holds "oil"
+        _machine_stopwords(training_machine, ("oil",))
+        featurizer = Featurizer.fit(*text_to_tokens(["oil prices rise", "prices fall"], config.clean), config)
+        featurizer.save(tmp_path)
+    serving = Featurizer.load(tmp_path)  # serving: this machine's list, without "oil"
+    cleaned, _ = text_to_tokens(["oil prices"], serving.config.clean)
+    assert cleaned.to_pylist() == ["prices"]
+    assert "oil" in serving.config.clean.stopwords
+
+
+def test_model_saved_without_a_stopword_list_uses_the_shipped_list(tmp_path, monkeypatch):
+    import json
+
+    config = FeaturizerConfig()
+    Featurizer.fit(*text_to_tokens(["oil prices rise"], config.clean), config).save(tmp_path)
+    saved = json.loads((tmp_path / "featurizer.json").read_text(encoding="utf-8"))
+    saved["clean"].pop("stopwords", None)  # a model directory written before the list was saved
+    (tmp_path / "featurizer.json").write_text(json.dumps(saved), encoding="utf-8")
+    _machine_stopwords(monkeypatch, ("oil",))  # an NLTK corpus on this machine that differs from the shipped copy
+    loaded = Featurizer.load(tmp_path)
+    cleaned, _ = text_to_tokens(["the oil prices"], loaded.config.clean)
+    assert cleaned.to_pylist() == ["oil prices"]
