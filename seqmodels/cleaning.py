@@ -1,9 +1,14 @@
-"""Text cleaning and word tokenisation, vectorised over whole columns.
+r"""Text cleaning and word tokenisation, vectorised over whole columns.
 
 The steps are the ones of the Made-With-ML RNN lesson, each switchable in :class:`CleanConfig`:
 lowercase, English stopword removal, drop text in parentheses, space out punctuation, drop
 non-alphanumerics, collapse whitespace. Every step is one pyarrow compute kernel (RE2 regexes,
 compiled once per call over the whole column), never a Python regex per row.
+
+"Alphanumeric" means the letters, marks and digits of every script (``\p{L}\p{M}\p{N}``), so Cyrillic,
+CJK, Devanagari or Thai text and accents written as combining marks survive cleaning; text is put in
+Unicode NFC first (:func:`nfc_column`) so a combining accent and the precomposed letter give the same token. Models saved
+before this keep their ASCII-only cleaning (``keep_chars="ascii"``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from importlib import resources
@@ -20,12 +26,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TOKENIZERS = ("whitespace", "treebank")
+# what drop_non_alphanumeric keeps: letters, marks and digits of every script, or (models saved before
+# issue 11) ASCII letters and digits only
+KEEP_CHARS = {"unicode": r"[^\p{L}\p{M}\p{N}]+", "ascii": r"[^A-Za-z0-9]+"}
+# a word (letters, marks, digits, "_") holding a non-ASCII letter, mark or digit: RE2's \b only knows ASCII
+# word characters, so without this "naïve" would lose its stopword "ve" and "très" its "s"
+_NON_ASCII_WORD = r"[\p{L}\p{M}\p{N}_]*(?:[^\P{L}\x00-\x7F]|\p{M}|[^\P{N}\x00-\x7F])[\p{L}\p{M}\p{N}_]*"
 
 
 @dataclass(frozen=True)
 class CleanConfig:
     """Which cleaning steps run, in the lesson's order, then how text is split into tokens.
 
+    ``keep_chars``: ``unicode`` keeps letters, marks and digits of every script (after NFC normalisation);
+    ``ascii`` only ``A-Za-z0-9`` (the cleaning of models saved before, kept for them).
     ``stopwords``: the list removed by ``remove_stopwords``. None means this machine's
     :func:`english_stopwords` (NLTK's corpus when installed, else the shipped copy); fitting a featurizer
     pins it to that list, so a saved model removes the same words wherever it predicts.
@@ -39,10 +53,13 @@ class CleanConfig:
     collapse_whitespace: bool = True
     tokenizer: str = "whitespace"
     stopwords: tuple[str, ...] | None = None
+    keep_chars: str = "unicode"
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if self.keep_chars not in KEEP_CHARS:
+            raise ValueError(f"keep_chars must be one of {sorted(KEEP_CHARS)}, got {self.keep_chars!r}")
         if self.stopwords is not None and not isinstance(self.stopwords, tuple):  # a JSON list from featurizer.json
             object.__setattr__(self, "stopwords", tuple(self.stopwords))
 
@@ -95,28 +112,70 @@ def _nltk_stopwords_installed() -> bool:
 
 
 @lru_cache(maxsize=4)
-def _stopword_pattern(words: tuple[str, ...]) -> str:
-    """One RE2 alternation for all stopwords, longest first so ``don't`` wins over ``don``."""
+def _stopword_pattern(words: tuple[str, ...], unicode_words: bool) -> tuple[str, str]:
+    """``(pattern, replacement)``: one RE2 alternation for all stopwords, longest first so ``don't`` wins
+    over ``don``, removed with the spaces after them.
+
+    With ``unicode_words`` a word holding a non-ASCII letter, mark or digit is matched first, as a whole,
+    and put back unchanged (``\\1``), so no stopword is cut out of it; pure ASCII text is unaffected.
+    """
     ordered = sorted(words, key=len, reverse=True)
-    return r"\b(" + "|".join(re.escape(w) for w in ordered) + r")\b\s*"
+    stop = r"\b(?:" + "|".join(re.escape(w) for w in ordered) + r")\b\s*"
+    return (f"({_NON_ASCII_WORD})|{stop}", r"\1") if unicode_words else (stop, "")
+
+
+def non_ascii_rows(texts: pa.Array) -> pa.BooleanArray:
+    """Which strings hold a non-ASCII character (null strings: False)."""
+    return pc.fill_null(pc.invert(pc.string_is_ascii(texts)), False)
+
+
+def nfc_column(texts: pa.Array, non_ascii: pa.BooleanArray) -> pa.Array:
+    """Every string in Unicode NFC, so ``e`` + combining acute and ``é`` are the same text.
+
+    Not ``pc.utf8_normalize``: in pyarrow 25 its NFC output is decomposed (apache/arrow#51225). ASCII
+    strings are already NFC, so only the ``non_ascii`` rows go through :func:`unicodedata.normalize`.
+    """
+    if not pc.any(non_ascii).as_py():
+        return texts
+    composed = [unicodedata.normalize("NFC", t) for t in texts.filter(non_ascii).to_pylist()]
+    return pc.replace_with_mask(texts, non_ascii, pa.array(composed, type=texts.type))
+
+
+def remove_stopwords(texts: pa.Array, words: tuple[str, ...], non_ascii: pa.BooleanArray | None) -> pa.Array:
+    """Drop whole-word stopwords and the spaces after them.
+
+    ``non_ascii`` (Unicode cleaning): those rows use the pattern that keeps words with non-ASCII letters
+    whole; it is 4-5x slower than the plain one (0.40 s vs 0.09 s on 200k AG News titles), and on ASCII
+    text both give the same result, so ASCII rows keep the plain pattern.
+    """
+    plain, _ = _stopword_pattern(words, False)
+    out = pc.replace_substring_regex(texts, plain, "")
+    if non_ascii is None or not pc.any(non_ascii).as_py():
+        return out
+    pattern, replacement = _stopword_pattern(words, True)
+    return pc.replace_with_mask(out, non_ascii, pc.replace_substring_regex(texts.filter(non_ascii), pattern, replacement))
 
 
 def clean_column(texts: pa.Array | pa.ChunkedArray | Iterable[str], config: CleanConfig = CleanConfig()) -> pa.Array:
     """Apply the configured cleaning steps to a whole column of strings; nulls stay null."""
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), type=pa.string())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    non_ascii = non_ascii_rows(arr) if config.keep_chars == "unicode" else None  # lower-casing keeps ASCII ASCII
+    if non_ascii is not None:
+        arr = nfc_column(arr, non_ascii)
     if config.lower:
         arr = pc.utf8_lower(arr)
     if config.remove_stopwords:
-        arr = pc.replace_substring_regex(arr, _stopword_pattern(config.active_stopwords()), "")
+        arr = remove_stopwords(arr, config.active_stopwords(), non_ascii)
     if config.drop_parentheses:
         arr = pc.replace_substring_regex(arr, r"\([^)]*\)", "")
     if config.space_punctuation:
         arr = pc.replace_substring_regex(arr, r"([-;.,!?<=>])", r" \1 ")
     if config.drop_non_alphanumeric:
-        arr = pc.replace_substring_regex(arr, r"[^A-Za-z0-9]+", " ")
+        arr = pc.replace_substring_regex(arr, KEEP_CHARS[config.keep_chars], " ")
     if config.collapse_whitespace:
         arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"\s+", " "))
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr
 
 
 def tokenize_column(cleaned: pa.Array, config: CleanConfig = CleanConfig()) -> pa.ListArray:

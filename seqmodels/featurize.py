@@ -220,10 +220,12 @@ class Featurizer:
 
 def _legacy_clean(clean: dict) -> dict:
     """A saved ``clean`` config completed for files written before a key existed: without ``stopwords``
-    a model used whatever list its machine had, so it gets the shipped list (the same everywhere)."""
+    a model used whatever list its machine had, so it gets the shipped list (the same everywhere); without
+    ``keep_chars`` it was trained on ASCII-only cleaning and keeps it."""
     clean = dict(clean)
     if "stopwords" not in clean:
         clean["stopwords"] = list(shipped_stopwords())
+    clean.setdefault("keep_chars", "ascii")  # before issue 11 only ASCII letters and digits were kept
     return clean
 
 
