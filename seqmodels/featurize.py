@@ -92,10 +92,65 @@ def normalize_words(tokens: pa.ListArray, norm: str) -> pa.ListArray:
     return pa.ListArray.from_arrays(tokens.offsets, values)
 
 
+@dataclass
+class TokenizedTexts:
+    """Raw texts after the length cap, cleaning and tokenisation, and what happened to each row."""
+
+    cleaned: pa.Array
+    tokens: pa.ListArray
+    empty: np.ndarray  # (n,) bool: nothing left after cleaning (or a null text)
+    truncated: np.ndarray  # (n,) bool: cut to max_chars characters or max_tokens tokens
+
+    def reasons(self, max_tokens: int | None) -> np.ndarray:
+        """(n,) object: :data:`EMPTY_AFTER_CLEANING`, ``truncated to N tokens`` or None per row."""
+        out = np.full(len(self.empty), None, dtype=object)
+        out[self.truncated] = f"truncated to {max_tokens} tokens"
+        out[self.empty] = EMPTY_AFTER_CLEANING
+        return out
+
+
+EMPTY_AFTER_CLEANING = "empty after cleaning"
+
+
+def tokenize_texts(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, clean: CleanConfig) -> TokenizedTexts:
+    """Cut raw texts to ``clean.max_chars`` characters, clean and tokenise them, keep the first
+    ``clean.max_tokens`` tokens (the cleaned string of a cut text is its kept tokens joined by spaces)."""
+    arr = _string_array(texts)
+    cut = np.zeros(len(arr), dtype=bool)
+    if clean.max_chars is not None:
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), clean.max_chars), False)
+        if pc.any(too_long).as_py():
+            arr = pc.utf8_slice_codeunits(arr, 0, clean.max_chars)
+            cut = too_long.to_numpy(zero_copy_only=False)
+    cleaned = clean_column(arr, clean)
+    tokens = pa.array(tokenize_column(cleaned, clean), type=TOKENS_TYPE)
+    cleaned, tokens, over = _cap_tokens(cleaned, tokens, clean.max_tokens)
+    empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(cleaned)), 0), True)
+    return TokenizedTexts(cleaned, tokens, empty.to_numpy(zero_copy_only=False), cut | over)
+
+
+def _string_array(texts) -> pa.Array:
+    """Texts as one Arrow string array."""
+    if isinstance(texts, pa.ChunkedArray):
+        return texts.combine_chunks()
+    return texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.string())
+
+
+def _cap_tokens(cleaned: pa.Array, tokens: pa.ListArray, max_tokens: int | None) -> tuple[pa.Array, pa.ListArray, np.ndarray]:
+    """The first ``max_tokens`` tokens of each text, and which texts had more."""
+    counts = pc.fill_null(pc.list_value_length(tokens), 0)
+    if max_tokens is None or not pc.any(pc.greater(counts, max_tokens)).as_py():
+        return cleaned, tokens, np.zeros(len(tokens), dtype=bool)
+    over = pc.greater(counts, max_tokens)
+    tokens = pc.list_slice(tokens, 0, max_tokens).cast(TOKENS_TYPE)
+    cleaned = pc.if_else(over, pc.binary_join(tokens, " "), cleaned)
+    return cleaned, tokens, over.to_numpy(zero_copy_only=False)
+
+
 def text_to_tokens(texts: Sequence[str | None] | pa.Array, clean: CleanConfig) -> tuple[pa.Array, pa.ListArray]:
-    """Cleaned strings and word tokens of raw texts, both as Arrow arrays."""
-    cleaned = clean_column(texts, clean)
-    return cleaned, pa.array(tokenize_column(cleaned, clean), type=TOKENS_TYPE)
+    """Cleaned strings and word tokens of raw texts (length cap applied), both as Arrow arrays."""
+    tokenized = tokenize_texts(texts, clean)
+    return tokenized.cleaned, tokenized.tokens
 
 
 class Featurizer:
@@ -191,10 +246,14 @@ class Featurizer:
         slot_lengths[dest] = lengths
         return values, np.concatenate([[0], np.cumsum(slot_lengths)]).astype(np.int64)
 
+    def tokenize(self, texts: Sequence[str | None] | pa.Array) -> TokenizedTexts:
+        """Raw texts through the training preprocessing (length cap, cleaning, tokens)."""
+        return tokenize_texts(texts, self.config.clean)
+
     def encode_texts(self, texts: Sequence[str | None] | pa.Array, targets: np.ndarray | None = None) -> SequenceData:
         """Model inputs for raw texts: the training preprocessing, then the vocabulary."""
-        cleaned, tokens = text_to_tokens(texts, self.config.clean)
-        return self.encode(cleaned, tokens, targets)
+        tokenized = self.tokenize(texts)
+        return self.encode(tokenized.cleaned, tokenized.tokens, targets)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

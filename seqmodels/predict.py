@@ -83,15 +83,31 @@ class ClassifierPredictor:
         return label_ids, scores
 
     def predict_texts(self, texts: Sequence[str | None] | pa.Array, batch_size: int = 512) -> pd.DataFrame:
-        """``label`` (class name) and ``score`` (its probability) for each raw text, in order."""
-        if len(texts) == 0:
-            return pd.DataFrame({"label": pd.Series([], dtype=object), "score": pd.Series([], dtype="float64")})
-        label_ids, scores = self.predict_ids(self.featurizer.encode_texts(texts), batch_size)
-        names = np.asarray(self.labels.labels, dtype=object)
-        return pd.DataFrame({"label": names[label_ids], "score": scores.astype(np.float64)})
+        """``label`` (class name), ``score`` (its probability) and ``reason`` for each raw text, in order.
+
+        A text that cleans to nothing is not sent to the model: null ``label`` and ``score``, ``reason``
+        ``"empty after cleaning"``. A text cut to the length cap is predicted from its first
+        ``max_tokens`` tokens, with ``reason`` ``"truncated to N tokens"``; otherwise ``reason`` is None.
+        """
+        tokenized = self.featurizer.tokenize(texts)
+        keep = ~tokenized.empty
+        labels = np.full(len(keep), None, dtype=object)
+        scores = np.full(len(keep), np.nan, dtype=np.float64)
+        if keep.any():
+            cleaned, tokens = tokenized.cleaned, tokenized.tokens
+            if not keep.all():
+                mask = pa.array(keep)
+                cleaned, tokens = cleaned.filter(mask), tokens.filter(mask)
+            label_ids, kept_scores = self.predict_ids(self.featurizer.encode(cleaned, tokens), batch_size)
+            labels[keep] = np.asarray(self.labels.labels, dtype=object)[label_ids]
+            scores[keep] = kept_scores
+        reasons = tokenized.reasons(self.featurizer.config.clean.max_tokens)
+        return pd.DataFrame({"label": pd.Series(labels, dtype=object), "score": scores,
+                             "reason": pd.Series(reasons, dtype=object)})
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The pyfunc contract: a DataFrame with a ``text`` column in, ``label`` and ``score`` out."""
+        """The pyfunc contract: a DataFrame with a ``text`` column in, ``label`` and ``score`` out (and
+        ``reason``, see :meth:`predict_texts`)."""
         if "text" not in frame.columns:
             raise ValueError(f"input needs a 'text' column; got columns {list(frame.columns)}")
         texts = frame["text"].astype(object).where(frame["text"].notna(), None).tolist()

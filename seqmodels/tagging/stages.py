@@ -7,6 +7,7 @@ directory) are the same code. A tagged table has ``sentence``, ``line``, ``token
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from seqmodels.fitting import fit_and_save
 from seqmodels.metrics import confusion_matrix
 from seqmodels.tagging.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
 from seqmodels.tagging.model import RNNTagger, TaggerConfig, default_subword_buckets
-from seqmodels.tagging.predict import TaggerPredictor, decode_tags
+from seqmodels.tagging.predict import TaggerPredictor, decode_tags, split_windows
 from seqmodels.tagging.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
 
+log = logging.getLogger(__name__)
 BIO_COLUMNS = ("ner", "chunk")
 
 
@@ -69,14 +71,20 @@ def fit_tag_featurizer(train_path: str | Path, out_dir: str | Path, config: Feat
 
 
 def encode_tagged(path: str | Path, featurizer: Featurizer, labels: LabelMap):
-    """Model inputs with one target per token for a tagged Parquet file."""
+    """Model inputs with one target per token for a tagged Parquet file; a sentence longer than
+    ``max_tokens`` becomes consecutive windows of at most that many tokens (every token keeps its tag)."""
     tokens, tags = _columns(path)
     flat = pc.list_flatten(tags).to_pylist()
     unknown = sorted(set(flat) - set(labels.index))
     if unknown:
         raise ValueError(f"{path}: tags {unknown[:10]} do not occur in the training data "
                          f"(known: {labels.labels}); add examples of them to the training file")
-    return featurizer.encode(None, tokens, token_targets=labels.encode(flat))
+    max_tokens = featurizer.config.clean.max_tokens
+    windows, owner = split_windows(tokens, max_tokens)
+    if len(windows) > len(tokens):
+        log.info("%s: %d sentences longer than %d tokens split into windows of %d tokens", path,
+                 int((np.bincount(owner) > 1).sum()), max_tokens, max_tokens)
+    return featurizer.encode(None, windows, token_targets=labels.encode(flat))
 
 
 def tag_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
