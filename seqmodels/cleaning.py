@@ -7,8 +7,9 @@ compiled once per call over the whole column), never a Python regex per row.
 
 "Alphanumeric" means the letters, marks and digits of every script (``\p{L}\p{M}\p{N}``), so Cyrillic,
 CJK, Devanagari or Thai text and accents written as combining marks survive cleaning; text is put in
-Unicode NFC first (:func:`nfc_column`) so a combining accent and the precomposed letter give the same token. Models saved
-before this keep their ASCII-only cleaning (``keep_chars="ascii"``).
+Unicode NFC first (:func:`nfc_column`, Python's ``unicodedata`` on non-ASCII rows only) so a combining
+accent and the precomposed letter give the same token. Models saved before this keep their ASCII-only
+cleaning (``keep_chars="ascii"``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ TOKENIZERS = ("whitespace", "treebank")
 # what drop_non_alphanumeric keeps: letters, marks and digits of every script, or (models saved before
 # issue 11) ASCII letters and digits only
 KEEP_CHARS = {"unicode": r"[^\p{L}\p{M}\p{N}]+", "ascii": r"[^A-Za-z0-9]+"}
-# a word (letters, marks, digits, "_") holding a non-ASCII letter, mark or digit: RE2's \b only knows ASCII
-# word characters, so without this "naïve" would lose its stopword "ve" and "très" its "s"
 # Default length cap, in tokens after cleaning. The shipped English data is far below it (longest text:
-# 19 tokens in AG News titles, 18 in TREC, 66 in SUBJ after cleaning; 99th percentiles 12, 12 and 29), and
+# 17 tokens in AG News titles, 18 in TREC, 66 in SUBJ after cleaning; 99th percentiles 12, 12 and 29), and
 # cleaning keeps about half of prose's words (SUBJ median 22 raw -> 11 cleaned), so 400 keeps a review of
 # roughly 800 words whole while a 10k-token text no longer makes an epoch last minutes.
 DEFAULT_MAX_TOKENS = 400
@@ -40,6 +39,8 @@ DEFAULT_MAX_TOKENS = 400
 # Measured 5.0-6.2 characters per whitespace token in AG News, TREC and SUBJ, and about 2 raw tokens per
 # kept token: 64 leaves a 5x margin (25,600 characters at the default cap).
 CHARS_PER_TOKEN = 64
+# a word (letters, marks, digits, "_") holding a non-ASCII letter, mark or digit: RE2's \b only knows ASCII
+# word characters, so without this "naïve" would lose its stopword "ve" and "très" its "s"
 _NON_ASCII_WORD = r"[\p{L}\p{M}\p{N}_]*(?:[^\P{L}\x00-\x7F]|\p{M}|[^\P{N}\x00-\x7F])[\p{L}\p{M}\p{N}_]*"
 
 

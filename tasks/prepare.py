@@ -35,7 +35,9 @@ def ingest_tagged_file(path: str, out_path: str, fmt: str, tag_column: str | Non
 
 @task
 def preprocess_file(raw_path: str, out_path: str, clean: dict) -> str:
-    """Clean and tokenise the text column into ``clean`` / ``tokens`` columns."""
+    """Clean and tokenise the text column into ``clean`` / ``tokens`` columns, at most ``clean["max_tokens"]``
+    tokens per text; texts that clean to nothing are dropped with a warning (an error above 5 % of the file).
+    The counts are in the output's Parquet metadata: ``seqmodels.classify.preprocess_counts(path)``."""
     return str(preprocess_table(raw_path, out_path, CleanConfig(**clean)))
 
 
@@ -71,7 +73,10 @@ def _other(part: str) -> str:
 @task
 def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | None, min_freq: int, clean: dict,
                   features: dict | None = None, task_kind: str = "classify") -> str:
-    """Fit the vocabulary (word or character level), token features and label (or tag) map on train; JSON."""
+    """Fit the vocabulary (word or character level), token features and label (or tag) map on train; JSON.
+
+    ``clean`` is saved with the featurizer (with the stopword list of this machine pinned), so prediction
+    cleans and caps texts (``clean["max_tokens"]``; taggers: windows) exactly as training did."""
     features = dict(features or {})
     auto_subwords = features.get("subword_buckets", 0) is None  # taggers: chosen from the tag set
     if auto_subwords:
