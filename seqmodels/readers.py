@@ -27,7 +27,7 @@ class ReaderError(ValueError):
     """A file that cannot be read as asked; the message names the file, line or column and a fix."""
 
     def __init__(self, path: str | Path, message: str, line: int | None = None, column: str | None = None):
-        self.path, self.line, self.column = str(path), line, column
+        self.path, self.line, self.column, self.reason = str(path), line, column, message
         where = self.path + (f":{line}" if line is not None else "")
         col = f" column {column!r}:" if column is not None else ""
         super().__init__(f"{where}:{col} {message}")
