@@ -298,7 +298,8 @@ def _file_step(step: Callable[[], T], item: InboxFile, snapshot: Path) -> T:
     try:
         return step()
     except ReaderError as err:
-        raise FileFault(str(ReaderError(printable(item.path), err.reason, err.line, err.column))) from err
+        reason = err.reason.replace(str(snapshot), printable(item.path))
+        raise FileFault(str(ReaderError(printable(item.path), reason, err.line, err.column))) from err
     except Exception as err:
         message = str(err).replace(str(snapshot), printable(item.path))
         raise FileFault(f"{printable(item.path)}: {type(err).__name__}: {message}") from err
@@ -390,8 +391,9 @@ def _quarantine(output: Path, item: InboxFile, error: str, started: float) -> Fi
         moved = _move_out(Path(item.path), target)
     except FileNotFoundError:
         return FileOutcome(printable(item.path), "skipped", error=f"{error} (then deleted before quarantine)")
-    note = "" if moved else (" The inbox is read-only, so the file could not be moved out: the quarantine holds a "
-                             "copy; delete or fix the original yourself.")
+    copied = "the quarantine holds a copy" if os.path.lexists(target) else "it could not be copied either"
+    note = "" if moved else (f" The file could not be moved out of the inbox (read-only): {copied}; it is not read "
+                             "again until it changes. Delete or fix the original yourself.")
     report = target.with_name(target.name + ".error.txt")
     report.write_text(f"file: {printable(item.path)}\nsha256: {item.sha256}\nerror: {error}\n"
                       f"fix: correct the file and drop it in the inbox again.{note}\n", encoding="utf-8")
@@ -411,14 +413,18 @@ def _free_name(folder: Path, name: str, sha256: str) -> Path:
 
 
 def _move_out(source: Path, target: Path) -> bool:
-    """Move the entry itself (never a symlink's target); False when it could only be copied (read-only inbox)."""
+    """Move the entry itself (never a symlink's target); False when it must stay (read-only inbox).
+
+    A file that cannot be moved is copied when it can be read; the error report says which happened.
+    """
     try:
         os.rename(source, target)
         return True
     except OSError as err:
         if not isinstance(err, PermissionError) and err.errno not in (errno.EXDEV, errno.EROFS):
             raise
-    shutil.copy2(source, target, follow_symlinks=False)
+    with contextlib.suppress(PermissionError):
+        shutil.copy2(source, target, follow_symlinks=False)
     try:
         os.unlink(source)
         return True

@@ -176,7 +176,8 @@ def test_read_only_inbox_quarantines_by_copy_and_does_not_retry(inbox, tmp_path,
     outcomes = run_inbox(inbox, output)
     assert [o.status for o in outcomes] == ["quarantined", "written"]
     assert (inbox / "a_bad.txt").exists() and (output / "quarantine" / "a_bad.txt").read_bytes() == b"\x00bad"
-    assert "could not be moved" in (output / "quarantine" / "a_bad.txt.error.txt").read_text()
+    assert "could not be moved out of the inbox (read-only): the quarantine holds a copy" in (
+        output / "quarantine" / "a_bad.txt.error.txt").read_text()
     assert run_inbox(inbox, output) == []
 
 
@@ -210,3 +211,12 @@ def test_ledger_lines_hold_the_raw_path_of_a_non_utf8_name(inbox, tmp_path):
     run_inbox(inbox, tmp_path / "out")
     paths = [json.loads(line)["path"] for line in (tmp_path / "out" / "_ledger.jsonl").read_text().splitlines()]
     assert str(inbox.resolve() / name) in paths
+
+
+def test_errors_name_the_inbox_file_not_the_snapshot(inbox, tmp_path):
+    (inbox / "fake.parquet").write_text("this is not parquet")
+    corrupt_parquet(inbox / "broken.parquet")
+    outcomes = run_inbox(inbox, tmp_path / "out")
+    assert [o.status for o in outcomes] == ["quarantined", "quarantined", "written"]
+    for outcome in outcomes[:2]:
+        assert outcome.error.startswith(str(inbox.resolve())) and ".reading" not in outcome.error
