@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -219,27 +219,34 @@ def predict_file(item: InboxFile, output: str | Path, predict: PredictFn, column
     started = time.monotonic()
     output = Path(output)
     try:
-        snapshot, read = _snapshot(item, output / READING)
+        source = open(item.path, "rb")
     except FileNotFoundError:
         return FileOutcome(printable(item.path), "skipped", error=f"{printable(item.path)}: deleted after it was "
                            "listed; nothing recorded, it is read if it comes back", seconds=time.monotonic() - started)
     except OSError as err:
         return _quarantine(output, item, f"{printable(item.path)}: cannot be read ({err.strerror or err})", started)
     try:
-        spec = dataclasses.replace(spec, fmt=detect_format(item.path, spec.fmt))
+        with source:
+            snapshot, read = _snapshot(source, item, output / READING)
+    except FileFault as fault:
+        return _quarantine(output, item, str(fault), started)
+    try:
         return _predict_snapshot(snapshot, read, output, predict, columns, spec, today, started)
     finally:
         snapshot.unlink(missing_ok=True)
 
 
-def _snapshot(item: InboxFile, folder: Path) -> tuple[Path, InboxFile]:
-    """Copy the file into ``folder`` while hashing the bytes copied: what is read is what is recorded."""
+def _snapshot(source: BinaryIO, item: InboxFile, folder: Path) -> tuple[Path, InboxFile]:
+    """Copy the open file into ``folder`` while hashing the bytes copied: what is read is what is recorded.
+
+    A read error is a :class:`FileFault`; a write error (the output disk) is not the file's fault and is raised.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=folder, suffix=Path(item.path).suffix[:16])
     digest, size = hashlib.sha256(), 0
     try:
-        with open(item.path, "rb") as source, os.fdopen(handle, "wb") as copy:
-            for block in iter(lambda: source.read(1 << 20), b""):
+        with os.fdopen(handle, "wb") as copy:
+            while block := _file_step(lambda: source.read(1 << 20), item, Path(name)):
                 digest.update(block)
                 copy.write(block)
                 size += len(block)
@@ -277,6 +284,7 @@ def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Pred
     """Read, predict and write chunk by chunk into ``tmp``; input or model failures raise :class:`FileFault`."""
     source = printable(item.path)
     outcome = FileOutcome(source, "written")
+    spec = _file_step(lambda: dataclasses.replace(spec, fmt=detect_format(item.path, spec.fmt)), item, snapshot)
     chunks = iter_chunks(snapshot, spec)
     writer = None
     try:
@@ -306,6 +314,7 @@ def _file_step(step: Callable[[], T], item: InboxFile, snapshot: Path) -> T:
 
 
 def _add_counts(total: dict, counts: dict) -> None:
+    """Add ``counts`` into ``total`` in place."""
     for key, n in counts.items():
         total[key] = total.get(key, 0) + n
 
@@ -405,7 +414,8 @@ def _free_name(folder: Path, name: str, sha256: str) -> Path:
     """A quarantine path for ``name`` that is not taken, and whose ``.error.txt`` report name fits too."""
     room = MAX_NAME_BYTES - len(".error.txt")
     stem, suffix = Path(name).stem, Path(name).suffix[:16]
-    for candidate in (name, f"{stem}-{sha256[:12]}{suffix}", *(f"{stem}-{sha256[:12]}-{i}{suffix}" for i in range(2, 1000))):
+    numbered = (f"{stem}-{sha256[:12]}-{i}{suffix}" for i in range(2, 1000))
+    for candidate in (name, f"{stem}-{sha256[:12]}{suffix}", *numbered):
         target = folder / fit_name(candidate, room)
         if not os.path.lexists(target) and not os.path.lexists(f"{target}.error.txt"):
             return target

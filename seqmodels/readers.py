@@ -190,7 +190,8 @@ def _overlong_row_error(path: Path, sep: str, encoding: str, detail: str) -> Rea
                 line = records.line_num + 1
     except (csv.Error, UnicodeDecodeError):
         pass
-    return ReaderError(path, f"malformed {'CSV' if sep == ',' else 'TSV'}: {detail}. Quote fields that contain a {name}")
+    kind = "CSV" if sep == "," else "TSV"
+    return ReaderError(path, f"malformed {kind}: {detail}. Quote fields that contain a {name}")
 
 
 def _iter_jsonl(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame]:
