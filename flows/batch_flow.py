@@ -33,5 +33,5 @@ def batch_predict_flow(
     summary = report_run(outcomes, model, time.monotonic() - started)
     summary.update(model_name=model["model_name"], model_version=model["model_version"], output=output)
     message = (f"{summary['files_written']} files / {summary['rows']} rows written, "
-               f"{summary['files_failed']} files quarantined")
+               f"{summary['files_failed']} files quarantined, {summary['files_skipped']} skipped (deleted meanwhile)")
     return Completed(message=message, data=summary)

@@ -1,40 +1,53 @@
 """Exactly-once batch prediction (classification or tagging) of an inbox of text files into Parquet.
 
 - A **ledger** (``OUTPUT/_ledger.jsonl``, append-only) records every processed file by path and
-  content hash; a file is new when its (path, hash) pair is not in it.
+  content hash; a file is new when its (path, hash) pair is not in it. A quarantined file that was
+  moved out counts as new again when it reappears (put back after a fix).
+- Each file is first copied, hashing the bytes copied, to ``OUTPUT/.reading/``; predictions come from
+  that snapshot and are recorded under its hash, so a file that changes while it is read never puts
+  rows of one content under the hash of another.
 - Outputs are written to a temporary name and renamed, then recorded: a run killed at any moment
   leaves no partial output. The output name carries the content hash, so a file whose output exists
   but was never recorded (killed between rename and record) is recorded, not written twice, even on
   another date.
 - An exclusive lock on ``OUTPUT/.lock`` (``flock``, released by the OS if the process dies) keeps two
   runs from processing the same files.
-- A file that cannot be read is moved to ``OUTPUT/quarantine/`` with an error report beside it.
+- A file that fails in any way (unreadable, corrupt, refused by the model) is moved to
+  ``OUTPUT/quarantine/`` with an error report beside it and the run goes on; a file that vanished
+  after it was listed is skipped and not recorded. Quarantine only ever moves the inbox entry itself:
+  a symlink is moved as a link, never its target; in a read-only inbox the file is copied instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqmodels.readers import FORMATS, ReaderError, ReadSpec, iter_chunks
+from seqmodels.readers import FORMATS, ReaderError, ReadSpec, detect_format, iter_chunks
 
-LEDGER, LOCK, QUARANTINE = "_ledger.jsonl", ".lock", "quarantine"
+LEDGER, LOCK, QUARANTINE, READING = "_ledger.jsonl", ".lock", "quarantine", ".reading"
 INBOX_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 EMPTY_TEXT = "empty text"
+UNREADABLE = "unreadable"  # the sha256 of a listed file whose bytes could not be read (it is quarantined)
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, xfs, tmpfs, APFS: a longer file name cannot be created
 
 
 @dataclass(frozen=True)
@@ -48,18 +61,29 @@ class InboxFile:
 
 @dataclass
 class FileOutcome:
-    """What happened to one input file."""
+    """What happened to one input file (``path`` printable even when the file name is not UTF-8)."""
 
     path: str
-    status: str  # "written" | "recovered" | "quarantined"
+    status: str  # "written" | "recovered" | "quarantined" | "skipped" (vanished; not recorded)
     rows: int = 0
     output: str | None = None
     error: str | None = None
     label_counts: dict = field(default_factory=dict)
     seconds: float = 0.0
+    reason_counts: dict = field(default_factory=dict)  # rows per ``reason`` ("empty text", "truncated to ...")
+
+
+class FileFault(Exception):
+    """A failure of one input file (reading or predicting it): the file is quarantined, the run goes on."""
+
+
+def printable(path: str | Path) -> str:
+    """``path`` as valid UTF-8 text: undecodable bytes of a file name become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def sha256_of(path: str | Path) -> str:
+    """The hex SHA-256 of the file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -84,6 +108,7 @@ class Ledger:
         self.path = Path(output) / LEDGER
 
     def entries(self) -> list[dict]:
+        """Every complete line of the ledger, oldest first."""
         if not self.path.exists():
             return []
         out = []
@@ -93,9 +118,15 @@ class Ledger:
         return out
 
     def seen(self) -> set[tuple[str, str]]:
-        return {(e["path"], e["sha256"]) for e in self.entries()}
+        """(path, hash) pairs that are done: written, recovered, or quarantined but still in the inbox.
+
+        A quarantined file that was moved out and reappears was put back on purpose, so it is read again.
+        """
+        return {(e["path"], e["sha256"]) for e in self.entries()
+                if e.get("status") != "quarantined" or e.get("moved") is False}
 
     def record(self, entry: dict) -> None:
+        """Append one entry and fsync it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
@@ -104,19 +135,34 @@ class Ledger:
 
 
 def find_new_files(source: str | Path, output: str | Path) -> list[InboxFile]:
-    """Inbox files whose (absolute path, content hash) is not in the ledger."""
+    """Inbox files whose (absolute path, content hash) is not in the ledger; files gone meanwhile are left out."""
     seen = Ledger(output).seen()
     found = []
     for path in list_inbox(source):
-        item = InboxFile(str(path.resolve()), sha256_of(path), path.stat().st_size)
-        if (item.path, item.sha256) not in seen:
+        item = _identify(path)
+        if item is not None and (item.path, item.sha256) not in seen:
             found.append(item)
     return found
 
 
+def _identify(path: Path) -> InboxFile | None:
+    """The path of the inbox entry itself (its folder resolved, a symlink kept as the link) and its hash.
+
+    None when the file vanished since it was listed; an unreadable file gets ``sha256 = "unreadable"``
+    so that reading it fails again and quarantines it.
+    """
+    entry = str(path.absolute().parent.resolve() / path.name)
+    try:
+        return InboxFile(entry, sha256_of(path), path.stat().st_size)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return InboxFile(entry, UNREADABLE, 0)
+
+
 @contextlib.contextmanager
 def exclusive_run(output: str | Path, timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold ``OUTPUT/.lock`` for the whole run; a second run waits for the first to finish."""
+    """Hold ``OUTPUT/.lock`` for the whole run (a second run waits); clear snapshots a killed run left."""
     Path(output).mkdir(parents=True, exist_ok=True)
     with open(Path(output) / LOCK, "a+") as fh:
         deadline = time.monotonic() + timeout_s
@@ -129,62 +175,148 @@ def exclusive_run(output: str | Path, timeout_s: float = 3600.0) -> Iterator[Non
                     raise TimeoutError(f"{output}: another run has held {LOCK} for {timeout_s:.0f} s") from None
                 time.sleep(0.2)
         try:
+            shutil.rmtree(Path(output) / READING, ignore_errors=True)
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:
+    """``name`` if it fits in ``room`` bytes, else its start, ``~``, 8 hex of its digest, and its suffix."""
+    if len(os.fsencode(name)) <= room:
+        return name
+    suffix = Path(name).suffix if len(Path(name).suffix) <= 16 else ""
+    tail = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:8]}{suffix}"
+    stem = name[: room]
+    while len(os.fsencode(stem + tail)) > room:
+        stem = stem[:-1]
+    return stem + tail
+
+
 def output_name(item: InboxFile) -> str:
-    """``<stem>.<suffix>-<hash12>.parquet``: one output per input content, whatever the date."""
-    return f"{Path(item.path).name}-{item.sha256[:12]}.parquet"
+    """``<name>-<hash12>.parquet`` (a long name shortened so the temporary ``.<name>.tmp`` still fits)."""
+    return f"{fit_name(printable(Path(item.path).name), MAX_NAME_BYTES - 26)}-{item.sha256[:12]}.parquet"
 
 
 def existing_output(output: str | Path, item: InboxFile) -> Path | None:
     """An output already written for this content (in any date partition), if any."""
-    return next(iter(sorted(Path(output).glob(f"date=*/{output_name(item)}"))), None)
+    return next(iter(sorted(Path(output).glob(f"date=*/{glob.escape(output_name(item))}"))), None)
 
 
 PredictFn = Callable[[list], pd.DataFrame]
+T = TypeVar("T")
 
 
 def predict_file(item: InboxFile, output: str | Path, predict: PredictFn, columns: dict, spec: ReadSpec,
                  today: dt.date | None = None) -> FileOutcome:
-    """Stream ``item`` through ``predict`` into ``OUTPUT/date=YYYY-MM-DD/``; quarantine it if unreadable.
+    """Stream a snapshot of ``item`` through ``predict`` into ``OUTPUT/date=YYYY-MM-DD/``.
 
     ``predict(texts)`` returns a DataFrame of prediction columns, one row per text (empty texts are
-    not passed: their rows get null predictions and ``reason = "empty text"``). ``columns`` are
-    constant columns added to every row (model name, version, run id).
+    not passed: their rows get null predictions and ``reason = "empty text"``); a ``reason`` column in
+    it is kept. ``columns`` are constant columns added to every row (model name, version, run id).
+    Any failure of the file quarantines it; a file that vanished is skipped.
     """
     started = time.monotonic()
     output = Path(output)
+    try:
+        source = open(item.path, "rb")
+    except FileNotFoundError:
+        return FileOutcome(printable(item.path), "skipped", error=f"{printable(item.path)}: deleted after it was "
+                           "listed; nothing recorded, it is read if it comes back", seconds=time.monotonic() - started)
+    except OSError as err:
+        return _quarantine(output, item, f"{printable(item.path)}: cannot be read ({err.strerror or err})", started)
+    try:
+        with source:
+            snapshot, read = _snapshot(source, item, output / READING)
+    except FileFault as fault:
+        return _quarantine(output, item, str(fault), started)
+    try:
+        return _predict_snapshot(snapshot, read, output, predict, columns, spec, today, started)
+    finally:
+        snapshot.unlink(missing_ok=True)
+
+
+def _snapshot(source: BinaryIO, item: InboxFile, folder: Path) -> tuple[Path, InboxFile]:
+    """Copy the open file into ``folder`` while hashing the bytes copied: what is read is what is recorded.
+
+    A read error is a :class:`FileFault`; a write error (the output disk) is not the file's fault and is raised.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, suffix=Path(item.path).suffix[:16])
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(handle, "wb") as copy:
+            while block := _file_step(lambda: source.read(1 << 20), item, Path(name)):
+                digest.update(block)
+                copy.write(block)
+                size += len(block)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), InboxFile(item.path, digest.hexdigest(), size)
+
+
+def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: PredictFn, columns: dict,
+                      spec: ReadSpec, today: dt.date | None, started: float) -> FileOutcome:
+    """Write (or recover) the predictions of one snapshot; quarantine the file on a :class:`FileFault`."""
     done = existing_output(output, item)
     if done is not None:
         rows = pq.ParquetFile(done).metadata.num_rows
-        return _record(output, item, FileOutcome(item.path, "recovered", rows, str(done)), started)
+        return _record(output, item, FileOutcome(printable(item.path), "recovered", rows, printable(done)), started)
     target = output / f"date={(today or dt.date.today()).isoformat()}" / output_name(item)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    counts: dict[str, int] = {}
-    rows = 0
     try:
-        writer = None
-        for chunk in iter_chunks(item.path, spec):
-            table = _predict_chunk(chunk, item.path, predict, columns)
-            writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-            for label, n in _prediction_counts(table).items():
-                counts[label] = counts.get(label, 0) + n
-        if writer is not None:
-            writer.close()
-    except (ReaderError, UnicodeDecodeError, pa.ArrowInvalid) as err:
+        outcome = _write_predictions(snapshot, item, tmp, predict, columns, spec)
+    except FileFault as fault:
         tmp.unlink(missing_ok=True)
-        return _quarantine(output, item, str(err), started)
+        return _quarantine(output, item, str(fault), started)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, target)
-    return _record(output, item, FileOutcome(item.path, "written", rows, str(target), label_counts=counts), started)
+    outcome.output = printable(target)
+    return _record(output, item, outcome, started)
+
+
+def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: PredictFn, columns: dict,
+                       spec: ReadSpec) -> FileOutcome:
+    """Read, predict and write chunk by chunk into ``tmp``; input or model failures raise :class:`FileFault`."""
+    source = printable(item.path)
+    outcome = FileOutcome(source, "written")
+    spec = _file_step(lambda: dataclasses.replace(spec, fmt=detect_format(item.path, spec.fmt)), item, snapshot)
+    chunks = iter_chunks(snapshot, spec)
+    writer = None
+    try:
+        while (chunk := _file_step(lambda: next(chunks, None), item, snapshot)) is not None:
+            table = _file_step(lambda: _predict_chunk(chunk, source, predict, columns), item, snapshot)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            outcome.rows += table.num_rows
+            _add_counts(outcome.label_counts, _prediction_counts(table))
+            _add_counts(outcome.reason_counts, _reason_counts(table))
+    finally:
+        if writer is not None:
+            writer.close()
+    return outcome
+
+
+def _file_step(step: Callable[[], T], item: InboxFile, snapshot: Path) -> T:
+    """Run one read or predict step; any error becomes a :class:`FileFault` naming the inbox file."""
+    try:
+        return step()
+    except ReaderError as err:
+        reason = err.reason.replace(str(snapshot), printable(item.path))
+        raise FileFault(str(ReaderError(printable(item.path), reason, err.line, err.column))) from err
+    except Exception as err:
+        message = str(err).replace(str(snapshot), printable(item.path))
+        raise FileFault(f"{printable(item.path)}: {type(err).__name__}: {message}") from err
+
+
+def _add_counts(total: dict, counts: dict) -> None:
+    """Add ``counts`` into ``total`` in place."""
+    for key, n in counts.items():
+        total[key] = total.get(key, 0) + n
 
 
 def _prediction_counts(table: pa.Table) -> dict[str, int]:
@@ -197,22 +329,40 @@ def _prediction_counts(table: pa.Table) -> dict[str, int]:
     return {}
 
 
+def _reason_counts(table: pa.Table) -> dict[str, int]:
+    """Rows per non-null ``reason``."""
+    reasons = pd.Series(table.column("reason").to_pylist(), dtype=object)
+    return {str(k): int(n) for k, n in reasons.value_counts().items()}
+
+
 def _predict_chunk(chunk: pd.DataFrame, source: str, predict: PredictFn, columns: dict) -> pa.Table:
-    """Predictions for one chunk; empty texts keep their row with null predictions and a reason."""
+    """Predictions for one chunk; empty texts keep their row with null predictions and a reason.
+
+    ``reason`` is "empty text" for a blank raw text, else the predictor's own ``reason`` when it gives one
+    (e.g. "empty after cleaning", "truncated to 400 tokens").
+    """
     texts = chunk["text"]
     empty = (texts.isna() | (texts.astype(str).str.strip() == "")).to_numpy()
     predicted = predict(texts[~empty].tolist())
     frame = pd.DataFrame({"source_file": source, "row": chunk["row"].astype("int64"), "text": texts.astype(object)})
     filled = np.flatnonzero(~empty)  # (n_predicted,) rows that got a prediction
     for name in predicted.columns:
-        values = np.full(len(chunk), None, dtype=object)
-        for position, value in zip(filled, predicted[name].tolist()):  # lists (tokens, tags) stay one cell each
-            values[position] = value
-        frame[name] = values
+        if name != "reason":
+            frame[name] = _spread(predicted[name].tolist(), filled, len(chunk))
     for name, value in columns.items():
         frame[name] = value
-    frame["reason"] = pd.Series(np.where(empty, EMPTY_TEXT, None), dtype=object)
+    reasons = _spread(predicted["reason"].tolist() if "reason" in predicted.columns else [], filled, len(chunk))
+    reasons[empty] = EMPTY_TEXT
+    frame["reason"] = pd.Series(reasons, dtype=object)
     return pa.Table.from_pandas(frame, preserve_index=False, schema=_schema(frame))
+
+
+def _spread(values: list, positions: np.ndarray, length: int) -> np.ndarray:
+    """An object array of ``length`` Nones with ``values`` at ``positions`` (lists stay one cell each)."""
+    out = np.full(length, None, dtype=object)
+    for position, value in zip(positions, values):
+        out[position] = value
+    return out
 
 
 KNOWN_TYPES = {"source_file": pa.string(), "row": pa.int64(), "text": pa.string(), "label": pa.string(),
@@ -229,27 +379,67 @@ def _schema(frame: pd.DataFrame) -> pa.Schema:
                       for n in frame.columns])
 
 
-def _record(output: Path, item: InboxFile, outcome: FileOutcome, started: float) -> FileOutcome:
+def _record(output: Path, item: InboxFile, outcome: FileOutcome, started: float, **extra: object) -> FileOutcome:
+    """Append the outcome to the ledger (under the raw path, so the next listing matches it)."""
     outcome.seconds = time.monotonic() - started
     Ledger(output).record({**asdict(item), "status": outcome.status, "rows": outcome.rows, "output": outcome.output,
-                           "processed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+                           "processed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **extra})
     return outcome
 
 
 def _quarantine(output: Path, item: InboxFile, error: str, started: float) -> FileOutcome:
-    """Move the file to ``OUTPUT/quarantine/`` with ``<name>.error.txt`` beside it; record it as handled."""
+    """Move the inbox entry to ``OUTPUT/quarantine/`` with ``<name>.error.txt`` beside it; record it.
+
+    A symlink is moved as a link. When the inbox is read-only the file is copied and stays; it is then
+    recorded as seen, so it is not quarantined again every night until its content changes.
+    """
     folder = output / QUARANTINE
     folder.mkdir(parents=True, exist_ok=True)
-    source = Path(item.path)
-    target = folder / source.name
-    if target.exists():
-        target = folder / f"{source.stem}-{item.sha256[:12]}{source.suffix}"
+    target = _free_name(folder, Path(item.path).name, item.sha256)
+    try:
+        moved = _move_out(Path(item.path), target)
+    except FileNotFoundError:
+        return FileOutcome(printable(item.path), "skipped", error=f"{error} (then deleted before quarantine)")
+    copied = "the quarantine holds a copy" if os.path.lexists(target) else "it could not be copied either"
+    note = "" if moved else (f" The file could not be moved out of the inbox (read-only): {copied}; it is not read "
+                             "again until it changes. Delete or fix the original yourself.")
     report = target.with_name(target.name + ".error.txt")
-    report.write_text(f"file: {item.path}\nsha256: {item.sha256}\nerror: {error}\n"
-                      "fix: correct the file and drop it in the inbox again.\n", encoding="utf-8")
-    shutil.move(str(source), target)
-    outcome = FileOutcome(item.path, "quarantined", error=error, output=str(target))
-    return _record(output, item, outcome, started)
+    report.write_text(f"file: {printable(item.path)}\nsha256: {item.sha256}\nerror: {error}\n"
+                      f"fix: correct the file and drop it in the inbox again.{note}\n", encoding="utf-8")
+    outcome = FileOutcome(printable(item.path), "quarantined", error=error + note, output=printable(target))
+    return _record(output, item, outcome, started, moved=moved)
+
+
+def _free_name(folder: Path, name: str, sha256: str) -> Path:
+    """A quarantine path for ``name`` that is not taken, and whose ``.error.txt`` report name fits too."""
+    room = MAX_NAME_BYTES - len(".error.txt")
+    stem, suffix = Path(name).stem, Path(name).suffix[:16]
+    numbered = (f"{stem}-{sha256[:12]}-{i}{suffix}" for i in range(2, 1000))
+    for candidate in (name, f"{stem}-{sha256[:12]}{suffix}", *numbered):
+        target = folder / fit_name(candidate, room)
+        if not os.path.lexists(target) and not os.path.lexists(f"{target}.error.txt"):
+            return target
+    raise FileExistsError(f"{folder}: 1000 quarantined copies of {printable(name)}; empty the quarantine folder")
+
+
+def _move_out(source: Path, target: Path) -> bool:
+    """Move the entry itself (never a symlink's target); False when it must stay (read-only inbox).
+
+    A file that cannot be moved is copied when it can be read; the error report says which happened.
+    """
+    try:
+        os.rename(source, target)
+        return True
+    except OSError as err:
+        if not isinstance(err, PermissionError) and err.errno not in (errno.EXDEV, errno.EROFS):
+            raise
+    with contextlib.suppress(PermissionError):
+        shutil.copy2(source, target, follow_symlinks=False)
+    try:
+        os.unlink(source)
+        return True
+    except OSError:
+        return False
 
 
 def inbox_spec(path: str, text_col: str, chunk_rows: int) -> ReadSpec:

@@ -9,10 +9,12 @@ file, the line or column, and what to do about it.
 from __future__ import annotations
 
 import codecs
+import csv
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -25,7 +27,7 @@ class ReaderError(ValueError):
     """A file that cannot be read as asked; the message names the file, line or column and a fix."""
 
     def __init__(self, path: str | Path, message: str, line: int | None = None, column: str | None = None):
-        self.path, self.line, self.column = str(path), line, column
+        self.path, self.line, self.column, self.reason = str(path), line, column, message
         where = self.path + (f":{line}" if line is not None else "")
         col = f" column {column!r}:" if column is not None else ""
         super().__init__(f"{where}:{col} {message}")
@@ -144,16 +146,52 @@ def _select(path: Path, frame: pd.DataFrame, spec: ReadSpec, line_of_header: int
 
 
 def _iter_delimited(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame]:
+    """CSV / TSV in chunks. Never infers an index column: a row with more fields than the header is an error."""
     sep = "," if fmt == "csv" else "\t"
     try:
-        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[], encoding=spec.encoding,
-                             chunksize=spec.chunk_rows)
-        for frame in reader:
+        reader = _csv_step(path, spec, sep, lambda: pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=False, na_values=[], encoding=spec.encoding,
+            chunksize=spec.chunk_rows, index_col=False))
+        while (frame := _csv_step(path, spec, sep, lambda: next(reader, None))) is not None:
             yield _select(path, frame, spec, line_of_header=1)
     except pd.errors.ParserError as err:
-        raise ReaderError(path, f"malformed {fmt.upper()}: {err}. Quote fields that contain the separator") from None
+        raise _overlong_row_error(path, sep, spec.encoding, str(err)) from None
     except pd.errors.EmptyDataError:
         raise ReaderError(path, "the file is empty; give a file with a header and at least one row") from None
+
+
+def _csv_step(path: Path, spec: ReadSpec, sep: str, step: Callable[[], Any]) -> Any:
+    """Run one pandas parsing step with its "lengths do not match" warning (an overlong row) as an error.
+
+    pandas only warns, then drops the extra fields, when the first data row has more fields than the header
+    and ``index_col=False``; without ``index_col=False`` it silently turns the first column into an index.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return step()
+        except pd.errors.ParserWarning as warning:
+            raise _overlong_row_error(path, sep, spec.encoding, str(warning)) from None
+
+
+def _overlong_row_error(path: Path, sep: str, encoding: str, detail: str) -> ReaderError:
+    """The error for the first record with more fields than the header, naming its first physical line."""
+    name = "comma" if sep == "," else "tab"
+    try:
+        with path.open("r", encoding=encoding, newline="") as fh:
+            records = csv.reader(fh, delimiter=sep)
+            header = next(records, [])
+            line = records.line_num + 1
+            for record in records:
+                if len(record) > len(header):
+                    return ReaderError(
+                        path, f"row has {len(record)} fields but the header has {len(header)}: an unquoted {name} "
+                        f"inside a field shifts every column. Quote fields that contain a {name}", line=line)
+                line = records.line_num + 1
+    except (csv.Error, UnicodeDecodeError):
+        pass
+    kind = "CSV" if sep == "," else "TSV"
+    return ReaderError(path, f"malformed {kind}: {detail}. Quote fields that contain a {name}")
 
 
 def _iter_jsonl(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame]:
@@ -168,12 +206,24 @@ def _iter_jsonl(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame]:
                 raise ReaderError(path, f"invalid JSON ({err.msg} at character {err.pos})", line=lineno) from None
             if not isinstance(record, dict):
                 raise ReaderError(path, "each line must be a JSON object", line=lineno)
+            _require_json_string(path, record.get(spec.text_col), lineno, spec.text_col)
             records.append(record)
             if len(records) == spec.chunk_rows:
                 yield _jsonl_frame(path, records, spec, lineno - len(records) + 1)
                 records = []
     if records:
         yield _jsonl_frame(path, records, spec, lineno - len(records) + 1)
+
+
+JSON_KINDS = {bool: "boolean", int: "int", float: "float", list: "list", dict: "object"}
+
+
+def _require_json_string(path: Path, value: object, lineno: int, column: str) -> None:
+    """Refuse a text that is a JSON number, boolean, list or object rather than stringify it."""
+    if value is not None and not isinstance(value, str):
+        kind = JSON_KINDS.get(type(value), type(value).__name__)
+        raise ReaderError(path, f"holds a JSON {kind} ({json.dumps(value)[:40]}), not a string; write each text "
+                          "as a JSON string", line=lineno, column=column)
 
 
 def _jsonl_frame(path: Path, records: list[dict], spec: ReadSpec, first_line: int) -> pd.DataFrame:
@@ -192,8 +242,23 @@ def _iter_parquet(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame
         parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for non-Parquet bytes
         raise ReaderError(path, f"not a readable Parquet file ({err})") from None
+    _require_parquet_strings(path, parquet.schema_arrow, spec.text_col)
     for batch in parquet.iter_batches(batch_size=spec.chunk_rows):
         yield _select(path, batch.to_pandas(), spec, line_of_header=None)
+
+
+def _require_parquet_strings(path: Path, schema, column: str) -> None:
+    """Refuse a Parquet text column of numbers, lists or structs rather than stringify it."""
+    import pyarrow as pa
+
+    if column not in schema.names:
+        return  # _select names the missing column with the columns there are
+    kind = schema.field(column).type
+    value_kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if not (pa.types.is_string(value_kind) or pa.types.is_large_string(value_kind)
+            or pa.types.is_string_view(value_kind) or pa.types.is_null(value_kind)):
+        raise ReaderError(path, f"holds {kind} values, not strings; store the texts as a string column "
+                          "or pass the right --text-col", column=column)
 
 
 def _iter_text(path: Path, spec: ReadSpec, fmt: str) -> Iterator[pd.DataFrame]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -16,13 +19,29 @@ from seqmodels.predict import load_predictor
 from tasks.settings import configure_mlflow, data_dir
 
 
-@task(retries=2, retry_delay_seconds=5)
+# Errors that are still there 5 s later: retrying them only delays the message (a missing model, alias or inbox).
+PERMANENT_ERRORS = (LookupError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError, TypeError)
+
+
+# What MLflow's registry answers for a missing model (RESOURCE_DOES_NOT_EXIST) or alias (INVALID_PARAMETER_VALUE).
+MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry unless the task failed with one of :data:`PERMANENT_ERRORS`.
+
+    Prefect passes a Failed state whose ``data`` is the exception raised.
+    """
+    return not isinstance(getattr(state, "data", None), PERMANENT_ERRORS)
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient_only)
 def find_new(inbox: str, output: str) -> list[dict]:
     """Inbox files not yet in the ledger (a changed file counts as new)."""
     return [asdict(f) for f in find_new_files(inbox, output)]
 
 
-@task(retries=2, retry_delay_seconds=5)
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient_only)
 def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None = None) -> dict:
     """Resolve ``models:/NAME@ALIAS`` and download its model directory; a clear error if either is missing."""
     import mlflow
@@ -34,9 +53,11 @@ def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None
     try:
         version = client.get_model_version_by_alias(model_name, alias)
     except MlflowException as err:
+        if err.error_code not in MISSING_CODES:
+            raise  # the store failed (locked, unreachable): retried
         raise LookupError(f"no model version models:/{model_name}@{alias} in {tracking_uri}: {err.message}. "
                           f"Train one with `seqflow train` or pick an existing --alias") from None
-    cache = data_dir(home) / "model_cache" / model_name / str(version.version)
+    cache = model_cache_dir(data_dir(home), tracking_uri, model_name, version)
     if not (cache / "done").exists():
         with tempfile.TemporaryDirectory(dir=data_dir(home)) as tmp:
             local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version.version}", dst_path=tmp))
@@ -48,6 +69,18 @@ def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None
         (cache / "done").write_text("ok")
     return {"model_dir": str(cache), "model_name": model_name, "model_version": str(version.version),
             "run_id": version.run_id, "alias": alias}
+
+
+def model_cache_dir(home: Path, tracking_uri: str, model_name: str, version: Any) -> Path:
+    """``model_cache/NAME/VERSION-<digest>`` for an MLflow ``ModelVersion``; the digest covers the store, run id
+    and source of the version.
+
+    Name and version alone are not unique: two MLflow stores (or a store rebuilt from scratch) each have
+    their own ``NAME`` version 1.
+    """
+    key = "\n".join([tracking_uri, model_name, str(version.version), str(version.run_id),
+                     str(getattr(version, "source", ""))])
+    return home / "model_cache" / model_name / f"{version.version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 @lru_cache(maxsize=4)
@@ -69,19 +102,30 @@ def predict_one_file(item: dict, output: str, model: dict, text_col: str, batch_
 
 @task
 def report_run(outcomes: list[dict], model: dict, seconds: float) -> dict:
-    """Table artifact (files, rows, failures, label counts, throughput) and a markdown note of the model."""
+    """Table artifact (files, rows, failures, label and reason counts, throughput) and a markdown note of the model."""
     rows = sum(o["rows"] for o in outcomes)
     failed = [o for o in outcomes if o["status"] == "quarantined"]
-    table = [{"file": Path(o["path"]).name, "status": o["status"], "rows": o["rows"],
-              "labels": ", ".join(f"{k}: {v}" for k, v in sorted(o["label_counts"].items())),
-              "rows_per_s": round(o["rows"] / o["seconds"], 1) if o["seconds"] else None,
-              "output_or_error": o["error"] or o["output"]} for o in outcomes]
-    create_table_artifact(table=table or [{"file": "(no new files)"}], key="batch-predict-files",
-                          description=f"{len(outcomes)} files, {rows} rows, {len(failed)} quarantined")
+    skipped = [o for o in outcomes if o["status"] == "skipped"]
+    reasons = sum((Counter(o.get("reason_counts") or {}) for o in outcomes), Counter())
+    create_table_artifact(table=[_table_row(o) for o in outcomes] or [{"file": "(no new files)"}],
+                          key="batch-predict-files", description=f"{len(outcomes)} files, {rows} rows, "
+                          f"{len(failed)} quarantined, {len(skipped)} skipped")
     create_markdown_artifact(key="batch-predict-model", markdown=(
         f"# Batch prediction\n\nModel **{model['model_name']}** version **{model['model_version']}** "
         f"(alias `@{model['alias']}`, MLflow run `{model['run_id']}`).\n\n"
-        f"{len(outcomes)} files, {rows} rows, {len(failed)} quarantined, {seconds:.1f} s."))
-    return {"files": len(outcomes), "files_written": len(outcomes) - len(failed), "files_failed": len(failed),
-            "rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1) if seconds else None,
-            "failed": [{"path": o["path"], "error": o["error"]} for o in failed]}
+        f"{len(outcomes)} files, {rows} rows, {len(failed)} quarantined, {len(skipped)} skipped, {seconds:.1f} s."
+        + "".join(f"\n- {reason}: {n} rows" for reason, n in sorted(reasons.items()))))
+    return {"files": len(outcomes), "files_written": len(outcomes) - len(failed) - len(skipped),
+            "files_failed": len(failed), "files_skipped": len(skipped), "rows": rows, "reasons": dict(reasons),
+            "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1) if seconds else None,
+            "failed": [{"path": o["path"], "error": o["error"]} for o in failed],
+            "skipped": [{"path": o["path"], "error": o["error"]} for o in skipped]}
+
+
+def _table_row(outcome: dict) -> dict:
+    """One row of the run's table artifact."""
+    return {"file": Path(outcome["path"]).name, "status": outcome["status"], "rows": outcome["rows"],
+            "labels": ", ".join(f"{k}: {v}" for k, v in sorted(outcome["label_counts"].items())),
+            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted((outcome.get("reason_counts") or {}).items())),
+            "rows_per_s": round(outcome["rows"] / outcome["seconds"], 1) if outcome["seconds"] else None,
+            "output_or_error": outcome["error"] or outcome["output"]}

@@ -1,7 +1,9 @@
 """The nightly batch flow for real: exactly once, in order, quarantine, recovery after a kill."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -39,6 +41,7 @@ def test_rows_in_order_once_and_changed_files_again(trained_classifier, inbox, t
     output = tmp_path / "out"
     summary = run(trained_classifier, inbox, output)
     assert summary["files_written"] == 3 and summary["files_failed"] == 0 and summary["rows"] == 9
+    assert summary["reasons"] == {"empty text": 1}
     table = outputs(output)
     assert CONTRACT == [c for c in table.columns if c in CONTRACT]
     for name, texts in (("a.txt", TXT), ("b.csv", CSV), ("c.jsonl", JSONL)):
@@ -72,6 +75,24 @@ def test_bad_files_are_quarantined_and_good_ones_written(trained_classifier, inb
         assert (quarantine / name).exists() and not (inbox / name).exists()
         assert message in (quarantine / f"{name}.error.txt").read_text()
     assert len(outputs(output)) == 9
+
+
+def test_one_bad_file_never_stops_the_nightly_run(trained_classifier, inbox, tmp_path):
+    broken = inbox / "broken.parquet"
+    pd.DataFrame({"text": [f"Bank Shares {i}" for i in range(2000)]}).to_parquet(broken, compression=None)
+    data = bytearray(broken.read_bytes())
+    data[4:64] = b"\xff" * 60  # the first page header: the footer reads, the page does not
+    broken.write_bytes(bytes(data))
+    (inbox / ("L" * 240 + ".txt")).write_text("Striker Scores Goal\n")
+    (inbox / os.fsdecode(b"caf\xe9.txt")).write_text("Market Profit Up\n")
+    (inbox / "shifted.csv").write_text("id,text\n1,Stocks rally, oil falls\n2,Coach League Match\n")
+    output = tmp_path / "out"
+    summary = run(trained_classifier, inbox, output)
+    assert summary["files_failed"] == 2 and summary["files_written"] == 5 and summary["rows"] == 11
+    assert {Path(f["path"]).name for f in summary["failed"]} == {"broken.parquet", "shifted.csv"}
+    assert "shifted.csv:2: row has 3 fields" in (output / "quarantine" / "shifted.csv.error.txt").read_text()
+    assert "broken.parquet" in (output / "quarantine" / "broken.parquet.error.txt").read_text()
+    assert run(trained_classifier, inbox, output)["files"] == 0
 
 
 def test_missing_model_fails_before_touching_files(trained_classifier, inbox, tmp_path):

@@ -85,3 +85,43 @@ def test_malformed_jsonl_names_the_line(tmp_path):
 def test_unknown_suffix_asks_for_a_format(tmp_path):
     with pytest.raises(ReaderError, match="cannot tell the format"):
         read_table(write(tmp_path / "x.xlsx", "a"), ReadSpec())
+
+
+def test_unquoted_comma_in_first_row_is_an_error_not_an_index(tmp_path):
+    path = write(tmp_path / "shift.csv", "id,title\n1,Stocks rally, oil falls\n2,Team wins final\n")
+    with pytest.raises(ReaderError, match=r"shift\.csv:2: .*3 fields.*header has 2.*[Qq]uote"):
+        read_table(path, ReadSpec(text_col="title"))
+
+
+def test_row_with_too_many_fields_names_its_physical_line(tmp_path):
+    path = write(tmp_path / "late.csv", 'id,title\n1,ok\n2,"spans\ntwo lines"\n3,bad, row\n4,fine\n')
+    with pytest.raises(ReaderError, match=r"late\.csv:5: .*3 fields.*header has 2"):
+        read_table(path, ReadSpec(text_col="title", chunk_rows=2))
+
+
+def test_training_file_with_shifted_first_row_is_refused(tmp_path):
+    path = write(tmp_path / "train.csv", "title,topic\nStocks rally, oil falls,business\nTeam wins,sports\n")
+    with pytest.raises(ReaderError, match=r"train\.csv:2: "):
+        read_labeled(path, SPEC)
+
+
+@pytest.mark.parametrize("values, kind", [([1, 2], "int64"), ([1.5, 2.0], "double"), ([["a"], ["b"]], "list"),
+                                           ([{"w": "a"}, {"w": "b"}], "struct")])
+def test_non_string_parquet_text_column_is_refused(tmp_path, values, kind):
+    path = tmp_path / "nums.parquet"
+    pd.DataFrame({"title": values}).to_parquet(path)
+    with pytest.raises(ReaderError, match=rf"nums\.parquet: column 'title': .*{kind}.*string"):
+        read_table(path, ReadSpec(text_col="title"))
+
+
+@pytest.mark.parametrize("value, kind", [(7, "int"), (2.5, "float"), (["a", "b"], "list"), ({"w": "a"}, "object")])
+def test_non_string_jsonl_text_names_the_line(tmp_path, value, kind):
+    path = write(tmp_path / "f.jsonl", json.dumps({"title": "fine"}) + "\n" + json.dumps({"title": value}) + "\n")
+    with pytest.raises(ReaderError, match=rf"f\.jsonl:2: column 'title': .*JSON {kind}.*string"):
+        read_table(path, ReadSpec(text_col="title"))
+
+
+def test_string_parquet_text_column_with_nulls_still_reads(tmp_path):
+    path = tmp_path / "ok.parquet"
+    pd.DataFrame({"title": ["a", None]}).to_parquet(path)
+    assert read_table(path, ReadSpec(text_col="title"))["text"].tolist() == ["a", None]
