@@ -15,8 +15,11 @@ IGNORED_ON_RESUME = frozenset({"train.device"})
 
 
 def run_config(options: dict, inputs: dict[str, str]) -> dict:
-    """The flow's effective options plus the SHA-256 of every input file (same path, other data = other run)."""
-    digests = {f"{part}_file_sha256": file_digest(path, 64) for part, path in inputs.items()}
+    """The flow's effective options plus the SHA-256 of every input file (same path, other data = other run).
+
+    A missing file gets no digest here: ingestion reports it, naming the file."""
+    digests = {f"{part}_file_sha256": file_digest(path, 64) if Path(path).is_file() else None
+               for part, path in inputs.items()}
     return json.loads(json.dumps({**options, **digests}, default=str))  # JSON types, as it will be read back
 
 

@@ -89,20 +89,43 @@ def train_classifier_flow(
     given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
     uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
     run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params_before_training(options), _tags(run_dir), home)
-    if resume:
+    if resume:  # the split and vocabulary the run started with, never refitted
         splits, featurizer_dir = load_prepared(run_dir)
-    else:  # extract: every given file into the canonical table, cleaned and tokenised; split; fit the vocabulary
-        raw = {part: ingest_file(path, str(run_dir / f"raw_{part}.parquet"), text_col, label_col)
-               for part, path in given.items()}
-        cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
-        splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
-        features = {"subword_buckets": subword_buckets, "char_features": char_features}
-        featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), vocab_level, max_vocab, min_freq,
-                                       clean, features)
-        save_prepared(run_dir, splits, featurizer_dir)
+    else:
+        splits, featurizer_dir = _prepare_texts(run_dir, given, text_col, label_col, clean, seed, options)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
     return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device, home)
+
+
+def _prepare_texts(run_dir: Path, given: dict[str, str], text_col: str, label_col: str, clean: dict, seed: int,
+                   options: dict) -> tuple[dict[str, str], str]:
+    """Every given file into the canonical table, cleaned and tokenised; the split; the vocabulary fitted on
+    train. Recorded in ``prepared.json`` for a resume."""
+    raw = {part: ingest_file(path, str(run_dir / f"raw_{part}.parquet"), text_col, label_col)
+           for part, path in given.items()}
+    cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
+    splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
+    features = {"subword_buckets": options["subword_buckets"], "char_features": options["char_features"]}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), options["vocab_level"],
+                                   options["max_vocab"], options["min_freq"], clean, features)
+    save_prepared(run_dir, splits, featurizer_dir)
+    return splits, featurizer_dir
+
+
+def _prepare_tagged(run_dir: Path, given: dict[str, str], fmt: str, tag_column: str | None, seed: int,
+                    options: dict) -> tuple[dict[str, str], str]:
+    """Every corpus file into the canonical tagged table; the split by sentence; vocabularies (words lower-cased
+    with digits as 0, characters as written). Recorded in ``prepared.json`` for a resume."""
+    raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), fmt, tag_column)
+           for part, path in given.items()}
+    splits = split_dataset(raw, str(run_dir / "splits"), seed)
+    features = {"subword_buckets": options["subword_buckets"], "char_features": options["char_encoder"] != "none",
+                "word_norm": "lower_digits"}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", options["max_vocab"],
+                                   options["min_freq"], asdict(_CLEAN), features, task_kind="tag")
+    save_prepared(run_dir, splits, featurizer_dir)
+    return splits, featurizer_dir
 
 
 def _evaluate_and_register(task_kind: str, model_dir: str, splits: dict, run_dir: Path, run_id: str, uri: str,
@@ -204,18 +227,10 @@ def train_tagger_flow(
     uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
     run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params_before_training(options),
                             _tags(run_dir, "tag"), home)
-    if resume:
+    if resume:  # the split and vocabularies the run started with, never refitted
         splits, featurizer_dir = load_prepared(run_dir)
-    else:  # extract: every corpus file into the canonical tagged table; split; vocabularies (words lower-cased
-        # with digits as 0; characters as written)
-        raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), format, tag_column)
-               for part, path in given.items()}
-        splits = split_dataset(raw, str(run_dir / "splits"), seed)
-        features = {"subword_buckets": subword_buckets, "char_features": char_encoder != "none",
-                    "word_norm": "lower_digits"}
-        featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", max_vocab, min_freq,
-                                       asdict(_CLEAN), features, task_kind="tag")
-        save_prepared(run_dir, splits, featurizer_dir)
+    else:
+        splits, featurizer_dir = _prepare_tagged(run_dir, given, format, tag_column, seed, options)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), False, resume, run_id, task_kind="tag")
     return _evaluate_and_register("tag", model_dir, splits, run_dir, run_id, uri, model_name, device, home)

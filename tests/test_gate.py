@@ -151,3 +151,36 @@ def test_two_gates_of_one_model_name_take_turns(tmp_path, monkeypatch):
     befores = sorted(str(r.champion_version_before) for r in results.values())
     assert befores[0] in {str(v) for v in versions.values()} and befores[1] == "None"
     assert np.isfinite([r.score for r in results.values()]).all()
+
+
+def _request(tmp_path, model_dir: str, rows: int):
+    """A gate request for a new model over a test split of `rows` distinct texts."""
+    import tasks.gate
+
+    test = tmp_path / "test.parquet"
+    pd.DataFrame({"text": [f"Text {i}" for i in range(rows)], "label": list("ab") * (rows // 2)}).to_parquet(test)
+    return tasks.gate.GateRequest(model_name="m", version="2", model_dir=model_dir, test_path=str(test),
+                                  metric="accuracy", task_kind="classify", new_score=0.9, device="cpu")
+
+
+def test_a_champion_without_training_hashes_is_compared_on_the_full_test_split_saying_so(tmp_path):
+    from tasks.gate import GateConfig, compared_rows
+
+    old_champion = tmp_path / "old"
+    old_champion.mkdir()
+    (old_champion / "model.json").write_text('{"task": "classify"}')
+    request = _request(tmp_path, _fake_model_dir(tmp_path / "new", ["text 1"]), 60)
+    rows_path, rows, excluded, basis = compared_rows(request, str(old_champion), str(tmp_path), GateConfig(min_rows=5))
+    assert (rows_path, rows, excluded) == (request.test_path, 60, 0)
+    assert "before seqflow recorded training-data hashes" in basis
+
+
+def test_too_few_unseen_rows_fall_back_to_the_full_test_split_saying_so(tmp_path):
+    from tasks.gate import GateConfig, compared_rows
+
+    request = _request(tmp_path, _fake_model_dir(tmp_path / "new", []), 60)
+    champion = _fake_model_dir(tmp_path / "champion", [f"TEXT  {i}" for i in range(50)])  # same after normalising
+    _, rows, excluded, basis = compared_rows(request, champion, str(tmp_path), GateConfig(min_rows=20))
+    assert (rows, excluded) == (60, 0) and "only 10 of 60 rows are unseen by both models" in basis
+    rows_path, rows, excluded, basis = compared_rows(request, champion, str(tmp_path), GateConfig(min_rows=10))
+    assert (rows, excluded) == (10, 50) and pd.read_parquet(rows_path)["text"].tolist()[0] == "Text 50"

@@ -34,3 +34,12 @@ def test_resume_with_the_same_options_reuses_split_and_vocabulary(interrupted_ru
     result = train_tiny(home, **options, resume=True, device="cpu")  # the device does not change the result
     assert result["run_dir"] == str(run_dir)
     assert {path: path.stat().st_mtime_ns for path in kept} == before
+
+
+def test_resume_of_a_run_without_a_recorded_configuration_is_refused(prefect_harness, tmp_path):
+    """A run directory from before ``config.json`` existed cannot be checked, so it is not resumed."""
+    old = tmp_path / "runs" / "older" / "20260101-000000"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "last.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="has no config.json"):
+        train_tiny(tmp_path, model_name="older", resume=True)
