@@ -73,11 +73,12 @@ class GateDecision:
 
     def tags(self) -> dict[str, str]:
         """Model-version tags (the names ``gate_score``, ``champion_score_before``, ... are kept)."""
-        return {"gate_metric": self.metric, "gate_score": f"{self.score:.6f}", "gate_decision": self.alias,
+        return {"gate_metric": self.metric, "gate_score": f"{self.score:.6f}",
                 "champion_score_before": "none" if self.champion_score is None else f"{self.champion_score:.6f}",
                 "champion_version_before": self.champion_version_before or "none", "gate_reason": self.reason,
                 "majority_baseline": f"{self.baseline:.6f}", "gate_rows": str(self.rows),
-                "gate_rows_excluded": str(self.rows_excluded), "gate_basis": self.basis}
+                "gate_rows_excluded": str(self.rows_excluded), "gate_basis": self.basis,
+                "gate_decision": self.alias}  # last: its presence means every other gate tag is written
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> "GateDecision":

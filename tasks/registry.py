@@ -108,14 +108,14 @@ def _log_and_register(run_id: str, model_dir: str, model_name: str, task_kind: s
 
 
 def version_description(decision: GateDecision, metrics: dict, data: dict) -> str:
-    """A registered version's description: its data, its test metrics and the gate's decision."""
+    """A registered version's description: the gate's decision, its test metrics and its data
+    (``{part: {rows, digest, source}}`` from :func:`tasks.tracking.log_trained_model`)."""
     lines = [f"Gate: {decision.alias}. {decision.reason} (on {decision.rows} rows: {decision.basis})."]
     if metrics:
         lines.append("Test metrics: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                   for k, v in metrics.items()) + ".")
     for part, info in data.items():
-        lines.append(f"{part}: {info.get('rows', '?')} rows, digest {info.get('digest', '?')}, "
-                     f"from {info.get('source', '?')}.")
+        lines.append(f"{part}: {info['rows']} rows, digest {info['digest']}, from {info['source']}.")
     return "\n".join(lines)
 
 
