@@ -41,7 +41,9 @@ def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, 
     parser.add_argument("--val", metavar="FILE", help=f"validation file; default: 15%% of --train, {split_help}")
     parser.add_argument("--test", metavar="FILE", help=f"test file; default: 15%% of --train, {split_help}")
     parser.add_argument("--model-name", required=True, help="registered model name in MLflow")
-    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs (default: %(default)s)")
+    from seqmodels.kinds import epoch_count  # rejects --epochs 0: it would register an untrained model
+
+    parser.add_argument("--epochs", type=epoch_count, default=epochs, help="maximum epochs, at least 1 (default: %(default)s)")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
                         help="stop training in time to stay within MINUTES, keeping the best checkpoint")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",

@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, runtime
+from prefect.states import Completed, State
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
+from flows.run_config import check_resume_config, load_prepared, run_config, save_prepared, save_run_config
+from seqmodels.kinds import epoch_count
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
 from tasks.settings import data_dir, tracking_uri
-from tasks.tracking import start_tracking
-from tasks.train import config_params, evaluate_model, train_model
+from tasks.tracking import log_trained_model, report_training, start_tracking
+from tasks.train import config_params, evaluate_model, params_before_training, train_model
 
 _ENC, _CLF, _TR, _CLEAN, _FEAT = EncoderConfig(), ClassifierConfig(), CLASSIFIER_TRAINING, CleanConfig(), FeaturizerConfig()
 _TAG = TaggerConfig()
@@ -65,9 +68,12 @@ def train_classifier_flow(
     resume: bool = False,
     tracking_uri_override: str | None = None,
     home: str | None = None,
-) -> dict:
-    """Train a text classifier, track it in MLflow and register it behind the promotion gate."""
-    uri, run_dir = tracking_uri(tracking_uri_override, home), _run_dir(data_dir(home), model_name, resume)
+) -> State:
+    """Train a text classifier, track it in MLflow and register it behind the promotion gate.
+
+    Returns a Completed state whose data is the result dict (what a caller of the flow gets, and the CLI prints).
+    """
+    epoch_count(epochs)
     clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses))
     encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                             bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
@@ -75,37 +81,80 @@ def train_classifier_flow(
     model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
     trainer_config = replace(_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
                              seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
-    params = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
-              "vocab_level": vocab_level, "max_vocab": max_vocab, "min_freq": min_freq, "class_weights": class_weights,
-              "subword_buckets": subword_buckets, "char_features": char_features,
-              **{f"clean.{k}": v for k, v in clean.items()}, **config_params(model_config, trainer_config)}
-    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params, _tags(run_dir), home)
-
-    # extract: every given file into the canonical table, then cleaned and tokenised
+    options = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
+               "text_col": text_col, "label_col": label_col, "vocab_level": vocab_level, "max_vocab": max_vocab,
+               "min_freq": min_freq, "class_weights": class_weights, "subword_buckets": subword_buckets,
+               "char_features": char_features, **{f"clean.{k}": v for k, v in clean.items()},
+               **config_params(model_config, trainer_config)}
     given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
-    raw = {part: ingest_file(path, str(run_dir / f"raw_{part}.parquet"), text_col, label_col) for part, path in given.items()}
-    cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
-    splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
-    # transform: vocabulary, training, evaluation
-    features = {"subword_buckets": subword_buckets, "char_features": char_features}
-    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), vocab_level, max_vocab, min_freq, clean,
-                                   features)
+    uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
+    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params_before_training(options), _tags(run_dir), home)
+    if resume:  # the split and vocabulary the run started with, never refitted
+        splits, featurizer_dir = load_prepared(run_dir)
+    else:
+        splits, featurizer_dir = _prepare_texts(run_dir, given, text_col, label_col, clean, seed, options)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
-    return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device)
+    return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device, home)
+
+
+def _prepare_texts(run_dir: Path, given: dict[str, str], text_col: str, label_col: str, clean: dict, seed: int,
+                   options: dict) -> tuple[dict[str, str], str]:
+    """Every given file into the canonical table, cleaned and tokenised; the split; the vocabulary fitted on
+    train. Recorded in ``prepared.json`` for a resume."""
+    raw = {part: ingest_file(path, str(run_dir / f"raw_{part}.parquet"), text_col, label_col)
+           for part, path in given.items()}
+    cleaned = {part: preprocess_file(path, str(run_dir / f"clean_{part}.parquet"), clean) for part, path in raw.items()}
+    splits = split_dataset(cleaned, str(run_dir / "splits"), seed)
+    features = {"subword_buckets": options["subword_buckets"], "char_features": options["char_features"]}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), options["vocab_level"],
+                                   options["max_vocab"], options["min_freq"], clean, features)
+    save_prepared(run_dir, splits, featurizer_dir)
+    return splits, featurizer_dir
+
+
+def _prepare_tagged(run_dir: Path, given: dict[str, str], fmt: str, tag_column: str | None, seed: int,
+                    options: dict) -> tuple[dict[str, str], str]:
+    """Every corpus file into the canonical tagged table; the split by sentence; vocabularies (words lower-cased
+    with digits as 0, characters as written). Recorded in ``prepared.json`` for a resume."""
+    raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), fmt, tag_column)
+           for part, path in given.items()}
+    splits = split_dataset(raw, str(run_dir / "splits"), seed)
+    features = {"subword_buckets": options["subword_buckets"], "char_features": options["char_encoder"] != "none",
+                "word_norm": "lower_digits"}
+    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", options["max_vocab"],
+                                   options["min_freq"], asdict(_CLEAN), features, task_kind="tag")
+    save_prepared(run_dir, splits, featurizer_dir)
+    return splits, featurizer_dir
 
 
 def _evaluate_and_register(task_kind: str, model_dir: str, splits: dict, run_dir: Path, run_id: str, uri: str,
-                           model_name: str, device: str) -> dict:
-    """evaluate -> log to MLflow -> register behind the gate; the flow's result (the CLI's JSON line)."""
+                           model_name: str, device: str, home: str | None) -> State:
+    """evaluate -> log to MLflow -> register behind the gate -> report; the flow's final state, whose data is
+    the result (the CLI's JSON line)."""
+    data = log_trained_model(run_id, model_dir, splits, uri)
     evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device, task_kind)
     log_evaluation(run_id, evaluation, uri)
     metric = evaluation["gate_metric"]
     registered = register_model(run_id, model_dir, model_name, splits["test"], uri,
-                                new_score=evaluation["metrics"][metric], gate_metric=metric, device=device)
+                                new_score=evaluation["metrics"][metric], gate_metric=metric, device=device,
+                                metrics=evaluation["metrics"], data=data, home=home)
     (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
-            "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}
+    result = {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
+              "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}
+    return Completed(message=report_training(result), data=result)
+
+
+def _start_run_dir(home: str | None, model_name: str, resume: bool, options: dict, inputs: dict[str, str]) -> Path:
+    """A new run directory with the run's ``config.json``, or with ``resume`` the latest unfinished one, whose
+    ``config.json`` must match these options."""
+    config = run_config(options, inputs)
+    run_dir = _run_dir(data_dir(home), model_name, resume)
+    if resume:
+        check_resume_config(run_dir, config)
+    else:
+        save_run_config(run_dir, config)
+    return run_dir
 
 
 def _run_dir(home: Path, model_name: str, resume: bool) -> Path:
@@ -157,34 +206,31 @@ def train_tagger_flow(
     resume: bool = False,
     tracking_uri_override: str | None = None,
     home: str | None = None,
-) -> dict:
+) -> State:
     """Train a sequence tagger (NER / POS), track it in MLflow and register it behind the promotion gate.
 
     ``subword_buckets`` None: none for BIO tag sets, 20,000 otherwise (see ``default_subword_buckets``).
+    Returns a Completed state whose data is the result dict, as for ``train-classifier``.
     """
-    uri, run_dir = tracking_uri(tracking_uri_override, home), _run_dir(data_dir(home), model_name, resume)
+    epoch_count(epochs)
     encoder = replace(_TAG.encoder, cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                       dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout,
                       char_encoder="cnn" if char_encoder == "none" else char_encoder)
     model_config = TaggerConfig(encoder=encoder, crf=crf, dropout=dropout)
     trainer_config = replace(_TAG_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
                              seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
-    params = {"task": "tag", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
-              "format": format, "tag_column": tag_column, "max_vocab": max_vocab, "min_freq": min_freq,
-              "subword_buckets": subword_buckets, "char_encoder": char_encoder,
-              **config_params(model_config, trainer_config)}
-    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params, _tags(run_dir, "tag"), home)
-
-    # extract: every given corpus file into the canonical tagged table (tokens and tags are already split)
+    options = {"task": "tag", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
+               "format": format, "tag_column": tag_column, "max_vocab": max_vocab, "min_freq": min_freq,
+               "subword_buckets": subword_buckets, "char_encoder": char_encoder,
+               **config_params(model_config, trainer_config)}
     given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
-    raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), format, tag_column)
-           for part, path in given.items()}
-    splits = split_dataset(raw, str(run_dir / "splits"), seed)
-    # transform: vocabularies (words lower-cased with digits as 0; characters as written), training
-    features = {"subword_buckets": subword_buckets, "char_features": char_encoder != "none", "word_norm": "lower_digits"}
-    featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", max_vocab, min_freq,
-                                   asdict(_CLEAN), features, task_kind="tag")
+    uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
+    run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params_before_training(options),
+                            _tags(run_dir, "tag"), home)
+    if resume:  # the split and vocabularies the run started with, never refitted
+        splits, featurizer_dir = load_prepared(run_dir)
+    else:
+        splits, featurizer_dir = _prepare_tagged(run_dir, given, format, tag_column, seed, options)
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), False, resume, run_id, task_kind="tag")
-    # load: evaluation, tracking and the registry
-    return _evaluate_and_register("tag", model_dir, splits, run_dir, run_id, uri, model_name, device)
+    return _evaluate_and_register("tag", model_dir, splits, run_dir, run_id, uri, model_name, device, home)

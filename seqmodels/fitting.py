@@ -32,5 +32,6 @@ def fit_and_save(task: str, model: torch.nn.Module, featurizer: Featurizer, labe
         trainer.resume()
     result = trainer.fit()
     save_model_dir(model_dir, task, trainer.model, featurizer, labels)
-    (Path(model_dir) / "history.json").write_text(json.dumps(result.__dict__, indent=2), encoding="utf-8")
+    history = {**result.__dict__, "monitor": trainer_config.monitor}  # the metric that picked the best epoch
+    (Path(model_dir) / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
     return Path(model_dir), result

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
+import logging
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 import seqmodels
-from seqmodels.kinds import get_kind
 from seqmodels.predict import read_model_meta
+from tasks.gate import GateDecision, GateRequest, gate_lock_path, run_gate
 from tasks.settings import configure_mlflow
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PIP_REQUIREMENTS = ["torch>=2.4,<2.14", "numpy", "pandas", "pyarrow", "nltk", "mlflow>=3,<4"]
 EXAMPLE_TEXTS = {"classify": ["Stocks rally as oil prices fall", "Team wins the championship final"],
@@ -36,12 +35,14 @@ def model_signature(task_kind: str, example: pd.DataFrame):
 
 @task
 def log_evaluation(run_id: str, evaluation: dict, tracking_uri: str) -> None:
-    """Test metrics (``test_*``) and the evaluation files (plots, table) onto the MLflow run."""
+    """Training summary and the evaluation files (plots, tables, metrics.json) onto the MLflow run.
+
+    The ``test_*`` metrics are logged by :func:`register_model`, once, linked to the logged model.
+    """
     import mlflow
 
     configure_mlflow(tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"test_{k}": float(v) for k, v in evaluation["metrics"].items()})
         mlflow.log_metrics({"best_epoch": evaluation["best_epoch"], "train_time_s": evaluation["train_time_s"]})
         mlflow.set_tag("stop_reason", evaluation["stop_reason"])
         for path in evaluation["files"].values():
@@ -50,57 +51,78 @@ def log_evaluation(run_id: str, evaluation: dict, tracking_uri: str) -> None:
 
 @task(retries=1, retry_delay_seconds=2)
 def register_model(run_id: str, model_dir: str, model_name: str, test_path: str, tracking_uri: str,
-                   new_score: float, gate_metric: str = "accuracy", device: str = "auto") -> dict:
-    """Log the pyfunc, register a new version of ``model_name`` and give it an alias.
+                   new_score: float, gate_metric: str = "accuracy", device: str = "auto", metrics: dict | None = None,
+                   data: dict | None = None, home: str | None = None) -> dict:
+    """Log the pyfunc, register one version of ``model_name`` per run and give it an alias behind the gate.
 
-    Gate: the new version becomes ``champion`` if there is none yet or it scores at least as well as
-    the current champion on this run's test set; otherwise it is the ``challenger``. ``new_score`` is
-    the new model's ``gate_metric`` from the evaluation task; the champion is scored here on the same
-    test file. Both scores are tagged on the new version.
+    Idempotent per run: a retry finds the version this run registered and, once the gate has decided,
+    returns its recorded decision. The gate (:mod:`tasks.gate`) scores the new version and the champion on
+    test rows neither trained on, refuses anything no better than the majority class, and runs under a
+    per-model-name lock. ``new_score`` is the new model's ``gate_metric`` on the whole test split;
+    ``metrics`` (test metrics) go onto the logged model; ``data`` (digests, row counts) into the
+    version's description.
     """
-    import mlflow
     from mlflow import MlflowClient
 
-    logger = get_run_logger()
-    configure_mlflow(tracking_uri)
+    configure_mlflow(tracking_uri, home)
     client = MlflowClient()
     task_kind = read_model_meta(model_dir)["task"]
-    champion_score, champion_version = _champion_score(client, model_name, test_path, device, gate_metric)
+    version = version_of_run(client, model_name, run_id) or _log_and_register(run_id, model_dir, model_name, task_kind,
+                                                                               metrics or {})
+    recorded = client.get_model_version(model_name, version).tags
+    if "gate_decision" in recorded:
+        decision = GateDecision.from_tags(recorded)
+    else:
+        request = GateRequest(model_name, version, model_dir, test_path, gate_metric, task_kind, new_score, device)
+        decision = run_gate(client, request, gate_lock_path(tracking_uri, model_name, home))
+    for key, value in {"task": task_kind, "run_id": run_id}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.update_model_version(model_name, version, description=version_description(decision, metrics or {},
+                                                                                        data or {}))
+    client.set_tag(run_id, "mlflow.runName", f"{model_name}-v{version}")
+    _log_decision(model_name, version, decision)
+    return {"model_name": model_name, "model_version": version, "alias": decision.alias,
+            "model_uri": f"models:/{model_name}@{decision.alias}", "version_uri": f"models:/{model_name}/{version}",
+            "gate": decision.summary()}
+
+
+def version_of_run(client, model_name: str, run_id: str) -> str | None:
+    """The version of ``model_name`` this run already registered (a retried task), if any."""
+    versions = [v for v in client.search_model_versions(f"run_id = '{run_id}'") if v.name == model_name]
+    return str(min(int(v.version) for v in versions)) if versions else None
+
+
+def _log_and_register(run_id: str, model_dir: str, model_name: str, task_kind: str, metrics: dict) -> str:
+    """Log the pyfunc into the run, its test metrics onto the logged model; register it; the new version."""
+    import mlflow
+
     example = pd.DataFrame({"text": EXAMPLE_TEXTS[task_kind]})
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"model_dir": model_dir},
             code_paths=[str(Path(seqmodels.__file__).parent)], pip_requirements=PIP_REQUIREMENTS,
             input_example=example, signature=model_signature(task_kind, example))
-    version = mlflow.register_model(info.model_uri, model_name).version
-    promote = champion_score is None or new_score >= champion_score
-    alias = CHAMPION if promote else CHALLENGER
-    client.set_registered_model_alias(model_name, alias, version)
-    tags = {"task": task_kind, "gate_metric": gate_metric, "gate_score": f"{new_score:.6f}", "run_id": run_id,
-            "champion_score_before": "none" if champion_score is None else f"{champion_score:.6f}",
-            "champion_version_before": champion_version or "none"}
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, value)
-    logger.info("%s version %s scored %.4f (champion before: %s) -> %s", model_name, version, new_score,
-                tags["champion_score_before"], alias)
-    return {"model_name": model_name, "model_version": str(version), "alias": alias,
-            "model_uri": f"models:/{model_name}@{alias}", "version_uri": f"models:/{model_name}/{version}",
-            "gate": {"metric": gate_metric, "score": new_score, "champion_score_before": champion_score,
-                     "champion_version_before": champion_version}}
+        if metrics:
+            mlflow.log_metrics({f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id)
+    return str(mlflow.register_model(info.model_uri, model_name).version)
 
 
-def _champion_score(client, model_name: str, test_path: str, device: str,
-                    metric: str) -> tuple[float | None, str | None]:
-    """The current champion's score on this test set, from its own artifacts; (None, None) if there is none."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+def version_description(decision: GateDecision, metrics: dict, data: dict) -> str:
+    """A registered version's description: the gate's decision, its test metrics and its data
+    (``{part: {rows, digest, source}}`` from :func:`tasks.tracking.log_trained_model`)."""
+    lines = [f"Gate: {decision.alias}. {decision.reason} (on {decision.rows} rows: {decision.basis})."]
+    if metrics:
+        lines.append("Test metrics: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                  for k, v in metrics.items()) + ".")
+    for part, info in data.items():
+        lines.append(f"{part}: {info['rows']} rows, digest {info['digest']}, from {info['source']}.")
+    return "\n".join(lines)
 
+
+def _log_decision(model_name: str, version: str, decision: GateDecision) -> None:
+    """One log line for the decision (a plain logger outside a Prefect run)."""
     try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None, None
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(f"models:/{model_name}/{champion.version}", dst_path=tmp)
-        model_dir = next(Path(local).glob("artifacts/*/model.json")).parent  # the pyfunc's model_dir artifact
-        kind = get_kind(read_model_meta(model_dir)["task"])
-        return kind.gate_score(model_dir, test_path, device, metric), str(champion.version)
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = logging.getLogger(__name__)
+    logger.info("%s version %s -> %s: %s", model_name, version, decision.alias, decision.reason)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import task
 
+from seqmodels.digest import file_digest
 from tasks.settings import configure_mlflow
 
 
@@ -18,6 +23,41 @@ def start_tracking(tracking_uri: str, run_name: str, params: dict, tags: dict, h
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
         return run.info.run_id
+
+
+def model_params(model_dir: str) -> dict:
+    """``model.*`` / ``encoder.*`` / ``train.monitor`` as the trained model used them (``model.json``,
+    ``history.json``): sizes known only after the vocabulary and label map were fitted."""
+    config = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))["model_config"]
+    params = {f"model.{k}": v for k, v in config.items() if k not in ("encoder", "tag_names")}
+    params.update({f"encoder.{k}": v for k, v in config["encoder"].items()})
+    if "tag_names" in config:
+        params["model.num_tags"] = len(config["tag_names"])
+    history = json.loads((Path(model_dir) / "history.json").read_text(encoding="utf-8"))
+    if "monitor" in history:
+        params["train.monitor"] = history["monitor"]
+    return params
+
+
+@task
+def log_trained_model(run_id: str, model_dir: str, splits: dict[str, str], tracking_uri: str) -> dict:
+    """The trained model's configuration as params, and each split as an MLflow dataset input with a digest
+    of its Parquet file; returns ``{part: {rows, digest, source}}``."""
+    import mlflow
+
+    configure_mlflow(tracking_uri)
+    data = {}
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({k: ("" if v is None else v) for k, v in model_params(model_dir).items()})
+        for part, path in splits.items():
+            columns = [c for c in ("text", "label") if c in pq.read_schema(path).names]
+            frame = pq.read_table(path, columns=columns).to_pandas()
+            digest = file_digest(path)
+            dataset = mlflow.data.from_pandas(frame, source=str(path), name=part, digest=digest,
+                                              targets="label" if "label" in columns else None)
+            mlflow.log_input(dataset, context={"train": "training", "val": "validation", "test": "testing"}[part])
+            data[part] = {"rows": len(frame), "digest": digest, "source": str(path)}
+    return data
 
 
 @dataclass
@@ -33,3 +73,42 @@ class MlflowEpochLogger:
         for key, value in record.items():
             if key != "epoch":
                 client.log_metric(self.run_id, key, float(value), step=int(record["epoch"]))
+
+
+def _links(result: dict) -> tuple[str, str]:
+    """Markdown links to the MLflow run and model version (UI pages for an http(s) store, else URIs)."""
+    uri, run_id = result["tracking_uri"], result["run_id"]
+    version_uri = f"models:/{result['model_name']}/{result['model_version']}"
+    if not uri.startswith(("http://", "https://")):
+        return f"`runs:/{run_id}` (store `{uri}`; `mlflow ui --backend-store-uri {uri}`)", f"`{version_uri}`"
+    base = uri.rstrip("/")
+    return (f"[run {run_id}]({base}/#/runs/{run_id})",
+            f"[{version_uri}]({base}/#/models/{result['model_name']}/versions/{result['model_version']})")
+
+
+def training_message(result: dict) -> str:
+    """One line: version, alias, gate score and the gate's reason."""
+    gate = result["gate"]
+    return f"{result['model_name']} v{result['model_version']} -> {result['alias']}: {gate['reason']}"
+
+
+@task
+def report_training(result: dict) -> str:
+    """A markdown artifact of the training run (test metrics, gate decision, MLflow links); the one-line message."""
+    from prefect.artifacts import create_markdown_artifact
+
+    gate, (run_link, version_link) = result["gate"], _links(result)
+    champion = ("none" if gate["champion_version_before"] is None
+                else f"v{gate['champion_version_before']}: {gate['champion_score_before']:.4f}")
+    metrics = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+                        for k, v in result["metrics"].items())
+    markdown = "\n".join([
+        f"# {result['model_name']} version {result['model_version']}: {result['alias']}", "",
+        f"- MLflow run: {run_link}", f"- model version: {version_link}", f"- run directory: `{result['run_dir']}`", "",
+        "## Gate", "", f"{gate['reason']}.", "",
+        f"- {gate['metric']} on {gate['rows']} rows ({gate['basis']}): new {gate['score']:.4f}, champion before "
+        f"{champion}, majority class {gate['majority_baseline']:.4f}", "",
+        "## Test metrics", "", "| metric | value |", "|---|---|", metrics])
+    key = re.sub(r"[^a-z0-9-]+", "-", f"train-{result['model_name']}".lower()).strip("-")
+    create_markdown_artifact(markdown, key=key, description=training_message(result))
+    return training_message(result)

@@ -6,8 +6,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import task
 
+from seqmodels.digest import write_text_hashes
 from seqmodels.kinds import get_kind
 from seqmodels.plots import plot_confusion_matrix, plot_learning_curves
 from seqmodels.training import TrainerConfig
@@ -18,7 +20,8 @@ from tasks.tracking import MlflowEpochLogger
 def train_model(train_path: str, val_path: str, featurizer_dir: str, run_dir: str, model_config: dict,
                 trainer_config: dict, use_class_weights: bool, resume: bool, run_id: str | None,
                 task_kind: str = "classify") -> str:
-    """Train with early stopping on val; checkpoints in ``run_dir/checkpoints``, the model in ``run_dir/model``."""
+    """Train with early stopping on val; checkpoints in ``run_dir/checkpoints``, the model in ``run_dir/model``
+    with the hashes of its training texts (``train_hashes.npy``, for the promotion gate)."""
     callbacks = (MlflowEpochLogger(run_id),) if run_id else ()
     kind = get_kind(task_kind)
     config = kind.model_config.from_dict(model_config)
@@ -26,6 +29,7 @@ def train_model(train_path: str, val_path: str, featurizer_dir: str, run_dir: st
     model_dir, _ = kind.train(
         train_path, val_path, featurizer_dir, Path(run_dir) / "model", Path(run_dir) / "checkpoints", config,
         TrainerConfig(**trainer_config), resume=resume, callbacks=callbacks, **extra)
+    write_text_hashes(pq.read_table(train_path, columns=["text"]).column("text").to_pylist(), model_dir)
     return str(model_dir)
 
 
@@ -54,8 +58,14 @@ def evaluate_model(model_dir: str, test_path: str, out_dir: str, device: str = "
 
 
 def config_params(model_config, trainer_config: TrainerConfig) -> dict:
-    """Flat ``section.field`` parameters for tracking."""
+    """Flat ``section.field`` parameters of the configs as given (the run's ``config.json``)."""
     flat = {f"model.{k}": v for k, v in asdict(model_config).items() if k not in ("encoder", "tag_names")}
     flat.update({f"encoder.{k}": v for k, v in asdict(model_config.encoder).items()})
     flat.update({f"train.{k}": v for k, v in asdict(trainer_config).items()})
     return flat
+
+
+def params_before_training(config: dict) -> dict:
+    """The parameters MLflow gets at the start: all but ``model.*``, ``encoder.*`` and ``train.monitor``, which
+    training settles (class count, vocabulary size...) and :func:`tasks.tracking.log_trained_model` logs after."""
+    return {k: v for k, v in config.items() if not k.startswith(("model.", "encoder.")) and k != "train.monitor"}

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -50,8 +51,9 @@ def test_cli_prints_a_json_last_line(trained_classifier, capsys):
     from flows.cli import main
 
     code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "headline",
-                 "--label-col", "topic", "--model-name", "cli-topics", "--epochs", "2", "--data-dir", str(store),
-                 "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--embedding-dim", "8", "--hidden-dim", "8"])
+                 "--label-col", "topic", "--model-name", "cli-topics", "--epochs", "4", "--data-dir", str(store),
+                 "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--embedding-dim", "8", "--hidden-dim", "8",
+                 "--lr", "0.01", "--batch-size", "16"])  # learns enough to beat the majority class
     assert code == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"model_name", "model_version", "model_uri", "alias", "metrics"} <= set(last)
@@ -75,13 +77,14 @@ def _fresh_cli(store, tmp_path, *options: str) -> tuple[list[str], dict]:
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), SEQFLOW_HOME=str(tmp_path / "home"))
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(store / "train.csv"),
-           "--text-col", "headline", "--label-col", "topic", "--embedding-dim", "8", "--hidden-dim", "8", *options]
+           "--text-col", "headline", "--label-col", "topic", "--embedding-dim", "8", "--hidden-dim", "8",
+           "--lr", "0.01", "--batch-size", "16", *options]
     return cmd, {"env": env, "cwd": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
 
 
 def test_cli_in_a_fresh_process_boots_its_own_prefect_server(trained_classifier, tmp_path):
     """No Prefect API configured: the CLI starts a temporary server while it loads, and stops it cleanly."""
-    cmd, options = _fresh_cli(trained_classifier["home"], tmp_path, "--model-name", "fresh", "--epochs", "1")
+    cmd, options = _fresh_cli(trained_classifier["home"], tmp_path, "--model-name", "fresh", "--epochs", "3")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **options)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [line] = proc.stdout.strip().splitlines()  # stdout holds the JSON line alone, server output included
@@ -122,3 +125,22 @@ def test_sigterm_mid_training_stops_the_temporary_server_too(trained_classifier,
     assert proc.returncode == 128 + signal.SIGTERM
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens there any more
+
+
+def test_mlflow_records_the_values_the_model_used(trained_classifier):
+    """Params from the trained model (not the defaults before training), the data's digest, a named run,
+    test metrics on the logged model and a description on the version."""
+    first = trained_classifier
+    client = MlflowClient(tracking_uri=first["tracking_uri"], registry_uri=first["tracking_uri"])
+    run = client.get_run(first["run_id"])
+    used = json.loads((Path(first["run_dir"]) / "model" / "model.json").read_text())["model_config"]
+    assert run.data.params["model.num_classes"] == "3"
+    assert int(run.data.params["encoder.vocab_size"]) == used["encoder"]["vocab_size"] > 0
+    assert run.info.run_name == f"topics-v{first['model_version']}"
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert {"train", "val", "test"} <= set(inputs) and all(d.digest for d in inputs.values())
+    version = client.get_model_version("topics", first["model_version"])
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))  # this store leaves model_id unset
+    assert {m.key for m in logged.metrics} >= {"test_accuracy", "test_f1_macro"}
+    assert "accuracy" in version.description and "champion" in version.description
+    assert inputs["train"].digest in version.description
