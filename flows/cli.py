@@ -273,6 +273,15 @@ def _run_flow_command(args: argparse.Namespace, server) -> dict:
     return args.handler(args)
 
 
+def _error_message(args: argparse.Namespace, err: Exception) -> str:
+    """The error for users: a locked or broken SQLite MLflow store is named, whichever step hit it."""
+    if args.command not in FLOW_COMMANDS:
+        return str(err)
+    from tasks.settings import explain_store_error, tracking_uri
+
+    return explain_store_error(tracking_uri(getattr(args, "tracking_uri", None), args.data_dir), err) or str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``seqflow`` command; 0 on success, 1 on an error, 143 when stopped by SIGTERM."""
     from flows.startup import Terminated
@@ -307,7 +316,7 @@ def _main(argv: list[str]) -> int:
                 return _stopped_by_sigterm(argv)
             if os.environ.get("SEQFLOW_DEBUG"):
                 raise
-            print(f"seqflow: error: {err}", file=sys.stderr)
+            print(f"seqflow: error: {_error_message(args, err)}", file=sys.stderr)
             return 1
         finally:
             sys.stdout = stdout
