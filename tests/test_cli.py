@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,3 +116,17 @@ def test_sigterm_mid_training_stops_at_the_next_batch_and_registers_nothing(fres
     assert _gone(server)
     store = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     assert not MlflowClient(tracking_uri=store, registry_uri=store).search_registered_models("name = 'stopped'")
+
+
+def test_train_with_an_unreachable_tracking_server_fails_naming_it(prefect_harness, tmp_path, capsys):
+    from flows.cli import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again below: nothing listens there
+    tiny_headlines(30, 0).to_csv(tmp_path / "train.csv", index=False)
+    code = main(["train", "classify", "--train", str(tmp_path / "train.csv"), "--text-col", "headline",
+                 "--label-col", "topic", "--model-name", "unreachable", "--data-dir", str(tmp_path),
+                 "--tracking-uri", uri])
+    assert code == 1
+    assert f"the MLflow tracking server {uri} is not reachable" in capsys.readouterr().err
