@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     """Set up logging, start the server (flow commands), run the command, print its JSON line."""
+    from flows.startup import send_library_logs_to_prefect
+
+    send_library_logs_to_prefect()  # before Prefect is imported: it reads the setting when it sets up logging
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, and no phoning home
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

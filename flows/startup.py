@@ -37,6 +37,34 @@ _ORPHAN_POLL_S = 0.5  # the watchdog's parent check: one getppid() call, so poll
 _GRACEFUL_EXIT_S = 5.0  # uvicorn's graceful shutdown of an idle server takes well under a second here
 
 
+LIBRARY_LOGGERS = ("seqmodels",)  # the library logs through logging only (it never imports Prefect)
+
+
+def send_library_logs_to_prefect(level: int = logging.INFO) -> None:
+    """Send the library's log lines (the trainer's per-epoch lines) to the Prefect run they happen in.
+
+    Call it before Prefect configures logging (before ``import prefect``): it adds the library's loggers to
+    ``PREFECT_LOGGING_EXTRA_LOGGERS``, which flow-run processes started from here inherit; if Prefect has
+    configured logging already, the API handler is attached now. Loggers without a level get ``level``, since
+    Prefect's default root level (WARNING) would drop the INFO lines before any handler sees them. Lines logged
+    outside any flow run are not sent (``PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore`` unless set).
+    """
+    named = [name.strip() for name in os.environ.get("PREFECT_LOGGING_EXTRA_LOGGERS", "").split(",") if name.strip()]
+    os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = ",".join(named + [n for n in LIBRARY_LOGGERS if n not in named])
+    # the library also logs outside flow runs (a bare Trainer, a model loaded in a notebook): those lines still
+    # go to stderr, with no warning that they cannot go to a run's logs
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    configured = sys.modules.get("prefect.logging.configuration")
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
+        if configured is not None and configured.PROCESS_LOGGING_CONFIG:
+            for handler in logging.getLogger("prefect.extra").handlers:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+
+
 class Terminated(SystemExit):
     """Raised in the main thread by the SIGTERM handler of :func:`stop_on_sigterm`."""
 
