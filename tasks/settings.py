@@ -9,6 +9,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 EXPERIMENT = "seqflow"
+# MLflow 3's UI shows an experiment with this tag as model training ("Training runs"), without first asking
+# whether it is a GenAI experiment
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 class TrackingStoreError(RuntimeError):
@@ -50,16 +53,26 @@ def configure_mlflow(uri: str, home: str | None = None) -> str:
     mlflow.set_registry_uri(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # so pyfunc loads in this process and children agree
     try:
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-        if experiment is not None:
-            return experiment.experiment_id
-        artifacts = (data_dir(home) / "mlartifacts").as_uri()
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        return _experiment_id(home)
     except Exception as err:
         message = explain_store_error(uri, err)
         if message is None:
             raise
         raise TrackingStoreError(message) from err
+
+
+def _experiment_id(home: str | None) -> str:
+    """The seqflow experiment, created with its artifacts in the data dir, marked as model training."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        artifacts = (data_dir(home) / "mlartifacts").as_uri()
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts,
+                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store made by an earlier seqflow
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    return experiment.experiment_id
 
 
 def check_tracking_server(uri: str, config: StoreCheckConfig = StoreCheckConfig()) -> None:

@@ -47,3 +47,16 @@ def test_a_locked_database_is_named_in_the_error(tmp_path):
     finally:
         holder.close()
     assert str(store) in str(error.value) and "locked" in str(error.value)
+
+
+def test_the_experiment_is_marked_as_model_training_for_the_mlflow_3_ui(tmp_path):
+    """MLflow 3's UI asks for the kind of an untagged experiment and opens on GenAI views otherwise."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = configure_mlflow(uri, str(tmp_path))
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    client.delete_experiment_tag(experiment_id, "mlflow.experimentKind")  # a store made before this change
+    assert configure_mlflow(uri, str(tmp_path)) == experiment_id
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
