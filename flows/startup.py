@@ -80,7 +80,7 @@ def stop_on_sigterm() -> Iterator[None]:
         yield
         return
 
-    def stop(signum: int, frame) -> None:
+    def stop(signum: int, frame: object) -> None:
         training = sys.modules.get("seqmodels.training")  # not loaded yet: no training can be running
         if training is not None:
             training.request_stop()
