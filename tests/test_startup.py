@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 
 def test_library_log_lines_reach_the_flow_runs_logs_in_prefect(prefect_harness):
