@@ -118,7 +118,7 @@ def explain_store_error(uri: str, err: BaseException) -> str | None:
     if "database is locked" in text:
         return (f"the MLflow database {path} is locked by another process (another seqflow command or "
                 f"`mlflow ui` writing to it); retry when it is done, or pass another --tracking-uri")
-    if "file is not a database" in text or "malformed" in text:
+    if "file is not a database" in text or "database disk image is malformed" in text:  # SQLite's own words
         return (f"{path} is not a SQLite database or is damaged, so it cannot be the MLflow store; move it "
                 f"away (a new store is then created there) or pass the right --tracking-uri")
     return None

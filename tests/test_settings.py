@@ -60,3 +60,11 @@ def test_the_experiment_is_marked_as_model_training_for_the_mlflow_3_ui(tmp_path
     client.delete_experiment_tag(experiment_id, "mlflow.experimentKind")  # a store made before this change
     assert configure_mlflow(uri, str(tmp_path)) == experiment_id
     assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_other_errors_are_not_blamed_on_the_store(tmp_path):
+    from tasks.settings import explain_store_error
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    error = ValueError("train.txt:3: malformed line 'Peter NNP' (expected 4 columns)")
+    assert explain_store_error(store, error) is None
