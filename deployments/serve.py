@@ -67,6 +67,10 @@ def serve_all() -> None:
     """Serve the nightly deployment and the training deployments until interrupted (Ctrl-C)."""
     from prefect import serve
 
+    from flows.startup import send_library_logs_to_prefect
+
+    send_library_logs_to_prefect()  # the flow runs it starts inherit the setting: epoch lines reach the UI
+
     serve(nightly_deployment(NightlySettings.from_env()), training_deployment(), tagger_training_deployment())
 
 

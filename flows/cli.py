@@ -219,14 +219,49 @@ def build_parser() -> argparse.ArgumentParser:
 FLOW_COMMANDS = ("train", "predict", "demo")  # commands that run a flow once, here, and then exit
 
 
+STOPPED = {  # what SIGTERM leaves behind, by command
+    "train": "training stopped at its next batch and no model was registered; the checkpoints of finished "
+             "epochs are kept (--resume continues from the last one)",
+    "predict": "files already written are complete, the others were not written; the next run finishes the job",
+    "demo": "nothing more was trained, registered or written",
+}
+
+
+def _runs_a_flow(argv: list[str]) -> bool:
+    """Whether ``argv`` is a command that runs a flow here, once (not ``--help``)."""
+    return bool(argv) and argv[0] in FLOW_COMMANDS and not {"-h", "--help"} & set(argv)
+
+
 def _prefect_server(argv: list[str]):
     """A Prefect server booting in the background from the first instant of a flow command (else a no-op)."""
     from contextlib import nullcontext
 
     from flows.startup import BackgroundPrefectServer
 
-    runs_a_flow = bool(argv) and argv[0] in FLOW_COMMANDS and not {"-h", "--help"} & set(argv)
-    return BackgroundPrefectServer() if runs_a_flow else nullcontext()
+    return BackgroundPrefectServer() if _runs_a_flow(argv) else nullcontext()
+
+
+def _sigterm_stops(argv: list[str]):
+    """For flow commands, SIGTERM stops training at its next batch and exits through the clean-up."""
+    from contextlib import nullcontext
+
+    from flows.startup import stop_on_sigterm
+
+    return stop_on_sigterm() if _runs_a_flow(argv) else nullcontext()
+
+
+def _stopped_by_sigterm(argv: list[str]) -> int:
+    """Say what a SIGTERM left behind; the exit code a shell reports for SIGTERM."""
+    from flows.startup import SIGTERM_EXIT_CODE
+
+    print(f"seqflow: stopped by SIGTERM: {STOPPED.get(argv[0], 'the command did not finish')}", file=sys.stderr)
+    return SIGTERM_EXIT_CODE
+
+
+def _sigterm_was_received() -> bool:
+    """Whether training was asked to stop in this process (an error it raised is then the SIGTERM's doing)."""
+    training = sys.modules.get("seqmodels.training")
+    return training is not None and training.stop_requested()
 
 
 def _run_flow_command(args: argparse.Namespace, server) -> dict:
@@ -240,8 +275,32 @@ def _run_flow_command(args: argparse.Namespace, server) -> dict:
     return args.handler(args)
 
 
+def _error_message(args: argparse.Namespace, err: Exception) -> str:
+    """The error for users: a locked or broken SQLite MLflow store is named, whichever step hit it."""
+    if args.command not in FLOW_COMMANDS:
+        return str(err)
+    from tasks.settings import explain_store_error, tracking_uri
+
+    return explain_store_error(tracking_uri(getattr(args, "tracking_uri", None), args.data_dir), err) or str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``seqflow`` command; 0 on success, 1 on an error, 143 when stopped by SIGTERM."""
+    from flows.startup import Terminated
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        with _sigterm_stops(argv):  # before the server is spawned: no SIGTERM may skip the clean-up
+            return _main(argv)
+    except Terminated:
+        return _stopped_by_sigterm(argv)
+
+
+def _main(argv: list[str]) -> int:
+    """Set up logging, start the server (flow commands), run the command, print its JSON line."""
+    from flows.startup import send_library_logs_to_prefect
+
+    send_library_logs_to_prefect()  # before Prefect is imported: it reads the setting when it sets up logging
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here, and no phoning home
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -258,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = _run_flow_command(args, server) if args.command in FLOW_COMMANDS else args.handler(args)
         except Exception as err:  # a clear one-line error for users; the traceback with SEQFLOW_DEBUG=1
+            if _sigterm_was_received():
+                return _stopped_by_sigterm(argv)
             if os.environ.get("SEQFLOW_DEBUG"):
                 raise
-            print(f"seqflow: error: {err}", file=sys.stderr)
+            print(f"seqflow: error: {_error_message(args, err)}", file=sys.stderr)
             return 1
         finally:
             sys.stdout = stdout

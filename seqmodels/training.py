@@ -14,6 +14,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,29 @@ from seqmodels.batching import batch_to_device
 
 log = logging.getLogger(__name__)
 _LOGGED = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s")
+
+# Process-wide, because a signal handler runs in the main thread while Prefect may run the training task in a
+# worker thread; an Event is safe to set from a signal handler and cheap to poll once per batch.
+_STOP_REQUESTED = threading.Event()
+
+
+class TrainingStopped(RuntimeError):
+    """Training was asked to stop (:func:`request_stop`, e.g. on SIGTERM) and ended at the next batch."""
+
+
+def request_stop() -> None:
+    """Ask every running :meth:`Trainer.fit` to stop at its next batch (and any later one not to start)."""
+    _STOP_REQUESTED.set()
+
+
+def clear_stop_request() -> None:
+    """Withdraw a stop request, so that training can run again in this process."""
+    _STOP_REQUESTED.clear()
+
+
+def stop_requested() -> bool:
+    """Whether :func:`request_stop` was called (and not cleared)."""
+    return _STOP_REQUESTED.is_set()
 
 
 @dataclass
@@ -203,6 +227,7 @@ class Trainer:
         torch.manual_seed(self.config.seed + epoch)  # dropout masks reproducible across --resume
         total, count = 0.0, 0
         for batch in self._progress(self.train_loader, f"epoch {epoch}"):
+            self._stop_if_requested(epoch)
             if time.monotonic() > deadline:
                 return total / max(count, 1), False
             batch = batch_to_device(batch, self.device)
@@ -226,6 +251,7 @@ class Trainer:
         self.model.eval()
         loss, correct, count = 0.0, 0, 0
         for batch in loader:
+            self._stop_if_requested(None)
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch)
@@ -234,6 +260,15 @@ class Trainer:
         return loss / max(count, 1), correct / max(count, 1)
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _stop_if_requested(self, epoch: int | None) -> None:
+        """Raise :class:`TrainingStopped` when a stop was requested: nothing after it (saving, registering) runs."""
+        if not _STOP_REQUESTED.is_set():
+            return
+        where = f"in epoch {epoch}" if epoch is not None else "while evaluating"
+        finished = self.result.history[-1]["epoch"] if self.result.history else 0
+        kept = f"; the checkpoint of epoch {finished} is in {self.checkpoint_dir}" if finished and self.checkpoint_dir else ""
+        raise TrainingStopped(f"training was asked to stop (SIGTERM) and stopped {where}{kept}")
+
     def _progress(self, loader, desc: str):
         if self.config.progress and sys.stderr.isatty():
             from tqdm import tqdm

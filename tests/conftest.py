@@ -7,9 +7,14 @@ import os
 import pytest
 import torch
 
+from flows.startup import send_library_logs_to_prefect
+
 # Two cores shared with other jobs: one torch thread avoids spin-wait stalls and keeps tests stable.
 torch.set_num_threads(1)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# As the CLI does, before any test module imports Prefect: library log lines reach the flow runs' logs.
+send_library_logs_to_prefect()
 
 
 @pytest.fixture(scope="session")

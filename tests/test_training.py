@@ -154,3 +154,64 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights():
     trainer.fit()
     assert len(seen) == 3 and not torch.allclose(seen[2], raw[2])  # the average lags the trained weights
     assert torch.allclose(model.weight, seen[1])  # the best epoch's averaged weights are kept
+
+
+@pytest.fixture
+def stop_request_cleared():
+    """A stop request is process-wide: clear it after the test."""
+    from seqmodels.training import clear_stop_request
+
+    clear_stop_request()
+    yield
+    clear_stop_request()
+
+
+def counting_steps(model, on_step) -> list:
+    """Wrap ``model.step`` so every training step is counted and ``on_step(count)`` runs after it."""
+    steps, step = [], model.step
+
+    def counted(batch):
+        out = step(batch)
+        if model.training:
+            steps.append(len(steps) + 1)
+            on_step(len(steps))
+        return out
+
+    model.step = counted
+    return steps
+
+
+def test_a_stop_request_ends_training_at_the_next_batch(tmp_path, stop_request_cleared):
+    from seqmodels.training import TrainingStopped, request_stop
+
+    model = make_model()
+    steps = counting_steps(model, lambda n: request_stop() if n == 3 else None)
+    trainer = make_trainer(model, tmp_path, epochs=1000)
+    with pytest.raises(TrainingStopped, match="stop"):
+        trainer.fit()
+    assert len(steps) == 3 and not trainer.result.history  # no batch after the request, no epoch finished
+
+
+def test_a_stop_request_from_another_thread_ends_training_in_a_worker_thread(stop_request_cleared):
+    """Prefect may run a sync task in a worker thread: the signal handler (main thread) must still stop it."""
+    import threading
+
+    from seqmodels.training import TrainingStopped, request_stop
+
+    model = make_model()
+    training_started = threading.Event()
+    steps = counting_steps(model, lambda n: training_started.set())
+    trainer, outcome = make_trainer(model, epochs=10**6), []
+
+    def train() -> None:
+        try:
+            trainer.fit()
+        except TrainingStopped as stopped:
+            outcome.append(stopped)
+
+    worker = threading.Thread(target=train, daemon=True)
+    worker.start()
+    assert training_started.wait(timeout=120)
+    request_stop()
+    worker.join(timeout=120)  # a guard against a hang, not a timing assertion
+    assert not worker.is_alive() and len(outcome) == 1 and len(steps) < 10**6
