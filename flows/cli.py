@@ -91,7 +91,22 @@ def add_classify(sub) -> None:
     _bool_flag(c, "lowercase", d.clean.lower, "lower-case the text")
     _bool_flag(c, "remove-stopwords", d.clean.remove_stopwords, "drop NLTK English stopwords")
     _bool_flag(c, "drop-parentheses", d.clean.drop_parentheses, "drop text in parentheses")
+    _max_tokens_option(c, d.clean.max_tokens, "a longer text keeps its first N tokens; predictions say so in 'reason'")
     p.set_defaults(handler=run_train_classify)
+
+
+def _max_tokens_option(group, default: int | None, what: str) -> None:
+    """``--max-tokens N``: the length cap of training and prediction (0: no cap)."""
+    group.add_argument("--max-tokens", type=_token_cap, default=default, metavar="N",
+                       help=f"{what}; 0 for no cap (default: %(default)s)")
+
+
+def _token_cap(value: str) -> int | None:
+    """``--max-tokens``: a positive integer, or 0 for no cap (None)."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cap) or a positive number of tokens, not {value}")
+    return number or None
 
 
 def run_train_classify(args: argparse.Namespace) -> dict:
@@ -106,7 +121,8 @@ def run_train_classify(args: argparse.Namespace) -> dict:
         char_features=args.char_features, pooling=args.pooling, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, class_weights=args.class_weights, vocab_level=args.vocab_level,
         max_vocab=args.max_vocab, min_freq=args.min_freq, lowercase=args.lowercase,
-        remove_stopwords=args.remove_stopwords, drop_parentheses=args.drop_parentheses, resume=args.resume,
+        remove_stopwords=args.remove_stopwords, drop_parentheses=args.drop_parentheses, max_tokens=args.max_tokens,
+        resume=args.resume,
         tracking_uri_override=args.tracking_uri, home=args.data_dir)
     return result
 
@@ -114,7 +130,7 @@ def run_train_classify(args: argparse.Namespace) -> dict:
 def add_tag(sub) -> None:
     from seqmodels.tagging.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
 
-    _TAG = TaggerConfig()
+    _TAG, d = TaggerConfig(), _defaults()
 
     p = sub.add_parser("tag", help="sequence -> one tag per token (NER, part of speech)",
                        description="Train a BiLSTM/BiGRU(-CRF) sequence tagger end to end and register it in MLflow.")
@@ -146,6 +162,8 @@ def add_tag(sub) -> None:
     t.add_argument("--lr", type=float, default=_TAG_TR.lr, help="Adam learning rate (default: %(default)s)")
     t.add_argument("--patience", type=int, default=_TAG_TR.patience,
                    help="early-stopping patience in epochs, on validation entity F1 (BIO) or token accuracy (default: %(default)s)")
+    _max_tokens_option(p.add_argument_group("preprocessing options"), d.clean.max_tokens,
+                       "a longer sentence is tagged in windows of N tokens when predicting")
     p.set_defaults(handler=run_train_tag)
 
 
@@ -159,7 +177,8 @@ def run_train_tag(args: argparse.Namespace) -> dict:
         embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, num_layers=args.num_layers, dropout=args.dropout,
         embedding_dropout=args.embedding_dropout, word_dropout=args.word_dropout, subword_buckets=args.subword_buckets,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, max_vocab=args.max_vocab,
-        min_freq=args.min_freq, resume=args.resume, tracking_uri_override=args.tracking_uri, home=args.data_dir)
+        min_freq=args.min_freq, max_tokens=args.max_tokens, resume=args.resume, tracking_uri_override=args.tracking_uri,
+        home=args.data_dir)
 
 
 def run_demo(args: argparse.Namespace) -> dict:

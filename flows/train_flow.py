@@ -14,11 +14,13 @@ from typing import Literal
 from prefect import flow, runtime
 from prefect.states import Completed, State
 
+from seqmodels.classify import preprocess_counts
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
+from seqmodels.training import TrainerConfig
 from flows.run_config import check_resume_config, load_prepared, run_config, save_prepared, save_run_config
 from seqmodels.kinds import epoch_count
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
@@ -65,6 +67,7 @@ def train_classifier_flow(
     lowercase: bool = _CLEAN.lower,
     remove_stopwords: bool = _CLEAN.remove_stopwords,
     drop_parentheses: bool = _CLEAN.drop_parentheses,
+    max_tokens: int | None = _CLEAN.max_tokens,
     resume: bool = False,
     tracking_uri_override: str | None = None,
     home: str | None = None,
@@ -74,13 +77,13 @@ def train_classifier_flow(
     Returns a Completed state whose data is the result dict (what a caller of the flow gets, and the CLI prints).
     """
     epoch_count(epochs)
-    clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses))
+    clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses,
+                               max_tokens=max_tokens))
     encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                             bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
                             word_dropout=word_dropout)
     model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
-    trainer_config = replace(_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
-                             seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
+    trainer_config = _trainer_config(_TR, epochs, batch_size, lr, patience, device, seed, time_budget_minutes)
     options = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
                "text_col": text_col, "label_col": label_col, "vocab_level": vocab_level, "max_vocab": max_vocab,
                "min_freq": min_freq, "class_weights": class_weights, "subword_buckets": subword_buckets,
@@ -96,6 +99,13 @@ def train_classifier_flow(
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
     return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device, home)
+
+
+def _trainer_config(defaults: TrainerConfig, epochs: int, batch_size: int, lr: float, patience: int, device: str,
+                    seed: int, time_budget_minutes: float | None) -> TrainerConfig:
+    """The kind's trainer defaults with the run's options; the time budget in seconds."""
+    return replace(defaults, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
+                   time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
 
 
 def _prepare_texts(run_dir: Path, given: dict[str, str], text_col: str, label_col: str, clean: dict, seed: int,
@@ -114,7 +124,7 @@ def _prepare_texts(run_dir: Path, given: dict[str, str], text_col: str, label_co
 
 
 def _prepare_tagged(run_dir: Path, given: dict[str, str], fmt: str, tag_column: str | None, seed: int,
-                    options: dict) -> tuple[dict[str, str], str]:
+                    options: dict, clean: dict) -> tuple[dict[str, str], str]:
     """Every corpus file into the canonical tagged table; the split by sentence; vocabularies (words lower-cased
     with digits as 0, characters as written). Recorded in ``prepared.json`` for a resume."""
     raw = {part: ingest_tagged_file(path, str(run_dir / f"raw_{part}.parquet"), fmt, tag_column)
@@ -123,7 +133,7 @@ def _prepare_tagged(run_dir: Path, given: dict[str, str], fmt: str, tag_column: 
     features = {"subword_buckets": options["subword_buckets"], "char_features": options["char_encoder"] != "none",
                 "word_norm": "lower_digits"}
     featurizer_dir = fit_tokenizer(splits["train"], str(run_dir / "featurizer"), "word", options["max_vocab"],
-                                   options["min_freq"], asdict(_CLEAN), features, task_kind="tag")
+                                   options["min_freq"], clean, features, task_kind="tag")
     save_prepared(run_dir, splits, featurizer_dir)
     return splits, featurizer_dir
 
@@ -132,7 +142,9 @@ def _evaluate_and_register(task_kind: str, model_dir: str, splits: dict, run_dir
                            model_name: str, device: str, home: str | None) -> State:
     """evaluate -> log to MLflow -> register behind the gate -> report; the flow's final state, whose data is
     the result (the CLI's JSON line)."""
-    data = log_trained_model(run_id, model_dir, splits, uri)
+    preprocessing = {part: preprocess_counts(path) for part in ("train", "val", "test")
+                     if (path := run_dir / f"clean_{part}.parquet").exists()}  # texts: dropped / truncated
+    data = log_trained_model(run_id, model_dir, splits, uri, preprocessing)
     evaluation = evaluate_model(model_dir, splits["test"], str(run_dir / "evaluation"), device, task_kind)
     log_evaluation(run_id, evaluation, uri)
     metric = evaluation["gate_metric"]
@@ -141,7 +153,7 @@ def _evaluate_and_register(task_kind: str, model_dir: str, splits: dict, run_dir
                                 metrics=evaluation["metrics"], data=data, home=home)
     (run_dir / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     result = {**registered, "metrics": evaluation["metrics"], "run_id": run_id, "tracking_uri": uri,
-              "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}}
+              "run_dir": str(run_dir), "files": {**evaluation["files"], **splits}, "preprocessing": preprocessing}
     return Completed(message=report_training(result), data=result)
 
 
@@ -203,6 +215,7 @@ def train_tagger_flow(
     patience: int = _TAG_TR.patience,
     max_vocab: int | None = 100_000,
     min_freq: int = 1,
+    max_tokens: int | None = _CLEAN.max_tokens,
     resume: bool = False,
     tracking_uri_override: str | None = None,
     home: str | None = None,
@@ -217,11 +230,10 @@ def train_tagger_flow(
                       dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout,
                       char_encoder="cnn" if char_encoder == "none" else char_encoder)
     model_config = TaggerConfig(encoder=encoder, crf=crf, dropout=dropout)
-    trainer_config = replace(_TAG_TR, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device,
-                             seed=seed, time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
+    trainer_config = _trainer_config(_TAG_TR, epochs, batch_size, lr, patience, device, seed, time_budget_minutes)
     options = {"task": "tag", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
                "format": format, "tag_column": tag_column, "max_vocab": max_vocab, "min_freq": min_freq,
-               "subword_buckets": subword_buckets, "char_encoder": char_encoder,
+               "subword_buckets": subword_buckets, "char_encoder": char_encoder, "clean.max_tokens": max_tokens,
                **config_params(model_config, trainer_config)}
     given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
     uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
@@ -230,7 +242,8 @@ def train_tagger_flow(
     if resume:  # the split and vocabularies the run started with, never refitted
         splits, featurizer_dir = load_prepared(run_dir)
     else:
-        splits, featurizer_dir = _prepare_tagged(run_dir, given, format, tag_column, seed, options)
+        splits, featurizer_dir = _prepare_tagged(run_dir, given, format, tag_column, seed, options,
+                                                 asdict(replace(_CLEAN, max_tokens=max_tokens)))
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), False, resume, run_id, task_kind="tag")
     return _evaluate_and_register("tag", model_dir, splits, run_dir, run_id, uri, model_name, device, home)

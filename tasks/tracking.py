@@ -40,15 +40,18 @@ def model_params(model_dir: str) -> dict:
 
 
 @task
-def log_trained_model(run_id: str, model_dir: str, splits: dict[str, str], tracking_uri: str) -> dict:
-    """The trained model's configuration as params, and each split as an MLflow dataset input with a digest
-    of its Parquet file; returns ``{part: {rows, digest, source}}``."""
+def log_trained_model(run_id: str, model_dir: str, splits: dict[str, str], tracking_uri: str,
+                      preprocessing: dict[str, dict] | None = None) -> dict:
+    """The trained model's configuration as params, what preprocessing counted per given file as
+    ``preprocess.<part>.<count>`` params, and each split as an MLflow dataset input with a digest of its
+    Parquet file; returns ``{part: {rows, digest, source}}``."""
     import mlflow
 
     configure_mlflow(tracking_uri)
     data = {}
+    counts = {f"preprocess.{part}.{k}": v for part, c in (preprocessing or {}).items() for k, v in c.items()}
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({k: ("" if v is None else v) for k, v in model_params(model_dir).items()})
+        mlflow.log_params({k: ("" if v is None else v) for k, v in {**model_params(model_dir), **counts}.items()})
         for part, path in splits.items():
             columns = [c for c in ("text", "label") if c in pq.read_schema(path).names]
             frame = pq.read_table(path, columns=columns).to_pandas()
@@ -86,6 +89,14 @@ def _links(result: dict) -> tuple[str, str]:
             f"[{version_uri}]({base}/#/models/{result['model_name']}/versions/{result['model_version']})")
 
 
+def _preprocessing_lines(result: dict) -> list[str]:
+    """Per given file: texts read, dropped as empty after cleaning, truncated; nothing for a tagged corpus."""
+    lines = [f"- {part}: {c['rows_read']} texts read, {c['empty_after_cleaning']} empty after cleaning (dropped), "
+             f"{c['truncated']} truncated to {c['max_tokens']} tokens"
+             for part, c in result.get("preprocessing", {}).items() if c]
+    return ["## Preprocessing", "", *lines, ""] if lines else []
+
+
 def training_message(result: dict) -> str:
     """One line: version, alias, gate score and the gate's reason."""
     gate = result["gate"]
@@ -107,7 +118,7 @@ def report_training(result: dict) -> str:
         f"- MLflow run: {run_link}", f"- model version: {version_link}", f"- run directory: `{result['run_dir']}`", "",
         "## Gate", "", f"{gate['reason']}.", "",
         f"- {gate['metric']} on {gate['rows']} rows ({gate['basis']}): new {gate['score']:.4f}, champion before "
-        f"{champion}, majority class {gate['majority_baseline']:.4f}", "",
+        f"{champion}, majority class {gate['majority_baseline']:.4f}", "", *_preprocessing_lines(result),
         "## Test metrics", "", "| metric | value |", "|---|---|", metrics])
     key = re.sub(r"[^a-z0-9-]+", "-", f"train-{result['model_name']}".lower()).strip("-")
     create_markdown_artifact(markdown, key=key, description=training_message(result))

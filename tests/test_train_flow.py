@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from conftest import train_tiny
@@ -144,3 +145,35 @@ def test_mlflow_records_the_values_the_model_used(trained_classifier):
     assert {m.key for m in logged.metrics} >= {"test_accuracy", "test_f1_macro"}
     assert "accuracy" in version.description and "champion" in version.description
     assert inputs["train"].digest in version.description
+
+
+def test_max_tokens_reaches_cleaning_the_model_and_mlflow(trained_classifier, capsys):
+    """``--max-tokens`` caps training texts, is saved with the model for prediction, and what preprocessing
+    counted (texts read, dropped, truncated) is in the JSON line and the MLflow run's params."""
+    store = trained_classifier["home"]
+    from flows.cli import main
+
+    code = main(["train", "classify", "--train", str(store / "train.csv"), "--text-col", "headline",
+                 "--label-col", "topic", "--model-name", "capped", "--epochs", "1", "--data-dir", str(store),
+                 "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--embedding-dim", "8", "--hidden-dim", "8",
+                 "--max-tokens", "3"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    counts = result["preprocessing"]["train"]
+    assert counts["rows_read"] == 240 and counts["max_tokens"] == 3
+    assert 0 < counts["truncated"] < 240  # headlines of 3 to 5 words
+    featurizer = json.loads((Path(result["run_dir"]) / "featurizer" / "featurizer.json").read_text())
+    assert featurizer["clean"]["max_tokens"] == 3
+    params = MlflowClient(tracking_uri=result["tracking_uri"]).get_run(result["run_id"]).data.params
+    assert params["preprocess.train.truncated"] == str(counts["truncated"])
+    assert params["clean.max_tokens"] == "3"
+
+
+def test_max_tokens_must_not_be_negative(capsys):
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "classify", "--train", "x.csv", "--text-col", "t", "--label-col", "l", "--model-name", "m",
+              "--max-tokens", "-1"])
+    assert stopped.value.code == 2
+    assert "0 (no cap) or a positive number" in capsys.readouterr().err
