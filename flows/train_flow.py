@@ -79,10 +79,9 @@ def train_classifier_flow(
     epoch_count(epochs)
     clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses,
                                max_tokens=max_tokens))
-    encoder = EncoderConfig(cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                            bidirectional=bidirectional, dropout=dropout, embedding_dropout=embedding_dropout,
-                            word_dropout=word_dropout)
-    model_config = ClassifierConfig(encoder=encoder, pooling=pooling, head_dropout=dropout)
+    model_config = ClassifierConfig(pooling=pooling, head_dropout=dropout, encoder=EncoderConfig(
+        cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
+        dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout))
     trainer_config = _trainer_config(_TR, epochs, batch_size, lr, patience, device, seed, time_budget_minutes)
     options = {"task": "classify", "train_file": train, "val_file": val, "test_file": test, "model_name": model_name,
                "text_col": text_col, "label_col": label_col, "vocab_level": vocab_level, "max_vocab": max_vocab,
@@ -92,10 +91,8 @@ def train_classifier_flow(
     given = {part: path for part, path in {"train": train, "val": val, "test": test}.items() if path}
     uri, run_dir = tracking_uri(tracking_uri_override, home), _start_run_dir(home, model_name, resume, options, given)
     run_id = start_tracking(uri, f"{model_name}-{run_dir.name}", params_before_training(options), _tags(run_dir), home)
-    if resume:  # the split and vocabulary the run started with, never refitted
-        splits, featurizer_dir = load_prepared(run_dir)
-    else:
-        splits, featurizer_dir = _prepare_texts(run_dir, given, text_col, label_col, clean, seed, options)
+    splits, featurizer_dir = (load_prepared(run_dir) if resume  # the split and vocabulary the run started with
+                              else _prepare_texts(run_dir, given, text_col, label_col, clean, seed, options))
     model_dir = train_model(splits["train"], splits["val"], featurizer_dir, str(run_dir), asdict(model_config),
                             asdict(trainer_config), class_weights, resume, run_id)
     return _evaluate_and_register("classify", model_dir, splits, run_dir, run_id, uri, model_name, device, home)

@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
-import fcntl
 import glob
 import hashlib
 import json
@@ -41,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seqmodels.locking import file_lock
 from seqmodels.readers import FORMATS, ReaderError, ReadSpec, detect_format, iter_chunks
 
 LEDGER, LOCK, QUARANTINE, READING = "_ledger.jsonl", ".lock", "quarantine", ".reading"
@@ -163,22 +163,9 @@ def _identify(path: Path) -> InboxFile | None:
 @contextlib.contextmanager
 def exclusive_run(output: str | Path, timeout_s: float = 3600.0) -> Iterator[None]:
     """Hold ``OUTPUT/.lock`` for the whole run (a second run waits); clear snapshots a killed run left."""
-    Path(output).mkdir(parents=True, exist_ok=True)
-    with open(Path(output) / LOCK, "a+") as fh:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{output}: another run has held {LOCK} for {timeout_s:.0f} s") from None
-                time.sleep(0.2)
-        try:
-            shutil.rmtree(Path(output) / READING, ignore_errors=True)
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(Path(output) / LOCK, timeout_s, LOCK):
+        shutil.rmtree(Path(output) / READING, ignore_errors=True)
+        yield
 
 
 def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:

@@ -8,14 +8,10 @@ champion is read inside it, so two runs of one model name cannot both become cha
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import tempfile
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +19,7 @@ import pyarrow.parquet as pq
 
 from seqmodels.digest import parquet_text_hashes, read_text_hashes
 from seqmodels.kinds import get_kind, higher_is_better
+from seqmodels.locking import file_lock
 from seqmodels.predict import read_model_meta
 from tasks.settings import data_dir
 
@@ -106,24 +103,9 @@ def gate_lock_path(tracking_uri: str, model_name: str, home: str | Path | None =
     return data_dir(str(home) if home else None) / "locks" / f"gate-{key}.lock"
 
 
-@contextmanager
-def gate_lock(path: Path, timeout_s: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (one host; several hosts need a shared lock service)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{path}: another run's promotion gate held it for {timeout_s:.0f} s") from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def gate_lock(path: Path, timeout_s: float):
+    """Hold an exclusive lock on ``path`` while one gate runs (one host; several hosts need a shared lock service)."""
+    return file_lock(path, timeout_s, "the promotion gate")
 
 
 def current_champion(client, model_name: str, own_version: str) -> str | None:

@@ -95,8 +95,8 @@ def test_a_retried_registration_keeps_one_version_per_run(trained_classifier):
     run_id = client.create_run(client.get_run(t["run_id"]).info.experiment_id).info.run_id
     args = (run_id, f"{t['run_dir']}/model", "retried", t["files"]["test"], t["tracking_uri"])
     with disable_run_logger():  # the task's body, called as a retry would call it
-        first = register_model.fn(*args, new_score=t["metrics"]["accuracy"])
-        again = register_model.fn(*args, new_score=t["metrics"]["accuracy"])
+        first = register_model.fn(*args, new_score=t["metrics"]["accuracy"], home=str(t["home"]))
+        again = register_model.fn(*args, new_score=t["metrics"]["accuracy"], home=str(t["home"]))
     assert first["model_version"] == again["model_version"] == "1"
     assert len(client.search_model_versions("name='retried'")) == 1
 
