@@ -76,7 +76,6 @@ def train_classifier_flow(
 
     Returns a Completed state whose data is the result dict (what a caller of the flow gets, and the CLI prints).
     """
-    epoch_count(epochs)
     clean = asdict(CleanConfig(lower=lowercase, remove_stopwords=remove_stopwords, drop_parentheses=drop_parentheses,
                                max_tokens=max_tokens))
     model_config = ClassifierConfig(pooling=pooling, head_dropout=dropout, encoder=EncoderConfig(
@@ -100,8 +99,8 @@ def train_classifier_flow(
 
 def _trainer_config(defaults: TrainerConfig, epochs: int, batch_size: int, lr: float, patience: int, device: str,
                     seed: int, time_budget_minutes: float | None) -> TrainerConfig:
-    """The kind's trainer defaults with the run's options; the time budget in seconds."""
-    return replace(defaults, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
+    """The kind's trainer defaults with the run's options (epochs at least 1); the time budget in seconds."""
+    return replace(defaults, epochs=epoch_count(epochs), batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
                    time_budget_s=time_budget_minutes * 60 if time_budget_minutes else None)
 
 
@@ -222,7 +221,6 @@ def train_tagger_flow(
     ``subword_buckets`` None: none for BIO tag sets, 20,000 otherwise (see ``default_subword_buckets``).
     Returns a Completed state whose data is the result dict, as for ``train-classifier``.
     """
-    epoch_count(epochs)
     encoder = replace(_TAG.encoder, cell=cell, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                       dropout=dropout, embedding_dropout=embedding_dropout, word_dropout=word_dropout,
                       char_encoder="cnn" if char_encoder == "none" else char_encoder)
