@@ -62,7 +62,7 @@ def same_config_speed(data: Path, epochs: int) -> dict:
     from seqmodels.batching import BatchLoader
     from seqmodels.cleaning import CleanConfig
     from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
-    from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+    from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
     from seqmodels.models.encoder import EncoderConfig
     from seqmodels.readers import ReadSpec, read_labeled
     from seqmodels.split import SplitConfig, stratified_split

@@ -45,7 +45,7 @@ def train_cli(name: str, files: dict, fmt: str, home: str, threads: int, extra: 
 
 def write_gmb_splits(out: Path, seed: int = 0) -> dict[str, Path]:
     """A seeded 80 / 10 / 10 sentence split of the GMB file, written back in the GMB CSV layout."""
-    from seqmodels.tagging.readers import read_tagged
+    from seqmodels.kinds.tag.readers import read_tagged
 
     frame = read_tagged(GMB, "gmb", "ner")
     order = np.random.default_rng(seed).permutation(len(frame))
@@ -67,7 +67,7 @@ def our_train_speed(sentences, tags, threads: int, default_model: bool, max_sent
     """Training tokens/s of our trainer on ``max_sentences`` sentences (one epoch, length-bucketed batches)."""
     from seqmodels.batching import BatchLoader
     from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
-    from seqmodels.tagging.model import TAGGER_TRAINING, RNNTagger, TaggerConfig
+    from seqmodels.kinds.tag.model import TAGGER_TRAINING, RNNTagger, TaggerConfig
     from seqmodels.training import Trainer
     from seqmodels.vocab import LabelMap
 
@@ -93,7 +93,7 @@ def our_train_speed(sentences, tags, threads: int, default_model: bool, max_sent
 
 
 def bench_speed(threads: int) -> None:
-    from seqmodels.tagging.readers import read_tagged
+    from seqmodels.kinds.tag.readers import read_tagged
 
     frame = read_tagged(CONLL / "train.txt", "conll2003")
     sentences, tags = frame["tokens"].tolist(), frame["tags"].tolist()
@@ -111,7 +111,7 @@ def bench_speed(threads: int) -> None:
 
 def bench_predict(home: str, tmp: Path, threads: int, lines: int) -> None:
     """``seqflow predict`` on ``lines`` raw sentences (CoNLL test sentences, repeated and shuffled)."""
-    from seqmodels.tagging.readers import read_tagged
+    from seqmodels.kinds.tag.readers import read_tagged
 
     frame = read_tagged(CONLL / "test.txt", "conll2003")
     texts = np.asarray([" ".join(t) for t in frame["tokens"]], dtype=object)

@@ -8,7 +8,7 @@ from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.split import stratified_split, SplitConfig
 from seqmodels.vocab import LabelMap
 from seqmodels.batching import BatchLoader
-from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.model import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import Trainer, seed_everything
 logging.basicConfig(level=logging.WARNING)

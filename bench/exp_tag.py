@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
-from seqmodels.tagging.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
+from seqmodels.kinds.tag.model import TAGGER_TRAINING, TaggerConfig
+from seqmodels.kinds.tag.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
 from seqmodels.vocab import VocabConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from seqmodels.tagging.readers import read_tagged
+    from seqmodels.kinds.tag.readers import read_tagged
 
     torch.set_num_threads(args.threads)
     frame = read_tagged(args.data, args.format)

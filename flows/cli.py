@@ -20,7 +20,7 @@ def _defaults() -> SimpleNamespace:
     """The components' default configs, for the options' defaults (imported late: they load torch)."""
     from seqmodels.cleaning import CleanConfig
     from seqmodels.featurize import FeaturizerConfig
-    from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
+    from seqmodels.kinds.classify.model import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
     from seqmodels.models.encoder import EncoderConfig
 
     return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=CLASSIFIER_TRAINING, vocab=CLASSIFIER_VOCAB,
@@ -41,7 +41,7 @@ def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, 
     parser.add_argument("--val", metavar="FILE", help=f"validation file; default: 15%% of --train, {split_help}")
     parser.add_argument("--test", metavar="FILE", help=f"test file; default: 15%% of --train, {split_help}")
     parser.add_argument("--model-name", required=True, help="registered model name in MLflow")
-    from seqmodels.kinds import epoch_count  # rejects --epochs 0: it would register an untrained model
+    from seqmodels.training import epoch_count  # rejects --epochs 0: it would register an untrained model
 
     parser.add_argument("--epochs", type=epoch_count, default=epochs, help="maximum epochs, at least 1 (default: %(default)s)")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
@@ -128,7 +128,7 @@ def run_train_classify(args: argparse.Namespace) -> dict:
 
 
 def add_tag(sub) -> None:
-    from seqmodels.tagging.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
+    from seqmodels.kinds.tag.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
 
     _TAG, d = TaggerConfig(), _defaults()
 

@@ -14,15 +14,15 @@ from typing import Literal
 from prefect import flow, runtime
 from prefect.states import Completed, State
 
-from seqmodels.classify import preprocess_counts
+from seqmodels.preprocess import preprocess_counts
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.models.classifier import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
+from seqmodels.kinds.classify.model import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
-from seqmodels.tagging.model import TAGGER_TRAINING, TaggerConfig
+from seqmodels.kinds.tag.model import TAGGER_TRAINING, TaggerConfig
 from seqmodels.training import TrainerConfig
 from flows.run_config import check_resume_config, load_prepared, run_config, save_prepared, save_run_config
-from seqmodels.kinds import epoch_count
+from seqmodels.training import epoch_count
 from tasks.prepare import fit_tokenizer, ingest_file, ingest_tagged_file, preprocess_file, split_dataset
 from tasks.registry import log_evaluation, register_model
 from tasks.settings import data_dir, tracking_uri

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import unicodedata
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable
@@ -44,6 +44,16 @@ CHARS_PER_TOKEN = 64
 _NON_ASCII_WORD = r"[\p{L}\p{M}\p{N}_]*(?:[^\P{L}\x00-\x7F]|\p{M}|[^\P{N}\x00-\x7F])[\p{L}\p{M}\p{N}_]*"
 
 
+def token_cap(text: str | int | None) -> int | None:
+    """A length cap in tokens: a positive integer, or 0 / None for no cap (None)."""
+    if text is None:
+        return None
+    number = int(text)
+    if number < 0:
+        raise ValueError(f"must be 0 (no cap) or a positive number of tokens, not {text}")
+    return number or None
+
+
 @dataclass(frozen=True)
 class CleanConfig:
     """Which cleaning steps run, in the lesson's order, then how text is split into tokens.
@@ -58,16 +68,18 @@ class CleanConfig:
     pins it to that list, so a saved model removes the same words wherever it predicts.
     """
 
-    lower: bool = True
-    remove_stopwords: bool = True
-    drop_parentheses: bool = False
+    lower: bool = field(default=True, metadata={"help": "lower-case the text"})
+    remove_stopwords: bool = field(default=True, metadata={"help": "drop NLTK English stopwords"})
+    drop_parentheses: bool = field(default=False, metadata={"help": "drop text in parentheses"})
     space_punctuation: bool = True
     drop_non_alphanumeric: bool = True
     collapse_whitespace: bool = True
     tokenizer: str = "whitespace"
     stopwords: tuple[str, ...] | None = None
     keep_chars: str = "unicode"
-    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    max_tokens: int | None = field(default=DEFAULT_MAX_TOKENS, metadata={
+        "help": "a longer text keeps its first N tokens; predictions say so in 'reason'; 0 for no cap",
+        "parse": lambda text: token_cap(text), "metavar": "N"})
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:

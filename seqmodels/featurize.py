@@ -44,10 +44,11 @@ class FeaturizerConfig:
 
     clean: CleanConfig = field(default_factory=CleanConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
-    subword_buckets: int = 20_000
+    subword_buckets: int = field(default=20_000, metadata={
+        "help": "hashed character 3-5-gram buckets added to each word vector; 0 turns them off"})
     subword_min_n: int = 3
     subword_max_n: int = 5
-    char_features: bool = False
+    char_features: bool = field(default=False, metadata={"help": "a char-CNN over each word's characters"})
     char_max_len: int = 20
     word_norm: str = "none"
 

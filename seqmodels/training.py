@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Literal, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +52,14 @@ def stop_requested() -> bool:
     return _STOP_REQUESTED.is_set()
 
 
+def epoch_count(text: str | int) -> int:
+    """An epoch count of at least 1 (zero epochs would register a model with its random initial weights)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"epochs must be at least 1 (got {value}): zero epochs would register an untrained model")
+    return value
+
+
 @dataclass
 class TrainerConfig:
     """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on ``monitor``.
@@ -61,18 +69,19 @@ class TrainerConfig:
     (Polyak averaging; the decay warms up as ``min(decay, (1 + step) / (10 + step))``).
     """
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
+    epochs: int = field(default=30, metadata={"help": "maximum epochs, at least 1", "parse": epoch_count})
+    batch_size: int = field(default=64, metadata={"help": "examples per batch"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     weight_decay: float = 0.0
     grad_clip: float = 5.0
-    patience: int = 3
+    patience: int = field(default=3, metadata={"help": "early-stopping patience in epochs"})
     lr_patience: int = 1
     lr_factor: float = 0.5
     time_budget_s: float | None = None
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={
+        "help": "auto: CUDA with mixed precision when a GPU is present, else CPU"})
     amp: bool = True
-    seed: int = 42
+    seed: int = field(default=42, metadata={"help": "seed of split, init and batches"})
     progress: bool = True
     monitor: str = "val_loss"
     ema_decay: float | None = None

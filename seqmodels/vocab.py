@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -20,9 +20,10 @@ PAD_ID, UNK_ID = 0, 1
 class VocabConfig:
     """How a vocabulary is fitted: token level, size cap (specials included) and frequency floor."""
 
-    level: str = "word"
-    max_size: int | None = 50_000
-    min_freq: int = 1
+    level: Literal["word", "char"] = field(default="word", metadata={"help": "vocabulary of words or of characters"})
+    max_size: int | None = field(default=50_000, metadata={"help": "vocabulary size cap, specials included"})
+    min_freq: int = field(default=1, metadata={
+        "help": "minimum training count to enter the vocabulary; rarer words are <unk> but keep their character n-grams"})
 
     def __post_init__(self) -> None:
         if self.level not in ("word", "char"):

@@ -8,7 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
-from seqmodels.classify import fit_featurizer, preprocess_table, write_parquet_atomic
+from seqmodels.kinds.classify.stages import fit_featurizer
+from seqmodels.parquet import write_parquet_atomic
+from seqmodels.preprocess import preprocess_table
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
 from seqmodels.readers import ReadSpec, read_labeled
@@ -28,7 +30,7 @@ def ingest_file(path: str, out_path: str, text_col: str, label_col: str, fmt: st
 @task(retries=1, retry_delay_seconds=2)
 def ingest_tagged_file(path: str, out_path: str, fmt: str, tag_column: str | None = None) -> str:
     """Read a tagged corpus (conll2003 / conllu / gmb / tsv) into the canonical tagged Parquet table."""
-    from seqmodels.tagging.stages import ingest_tagged
+    from seqmodels.kinds.tag.stages import ingest_tagged
 
     return str(ingest_tagged(path, out_path, fmt, tag_column))
 
@@ -37,7 +39,7 @@ def ingest_tagged_file(path: str, out_path: str, fmt: str, tag_column: str | Non
 def preprocess_file(raw_path: str, out_path: str, clean: dict) -> str:
     """Clean and tokenise the text column into ``clean`` / ``tokens`` columns, at most ``clean["max_tokens"]``
     tokens per text; texts that clean to nothing are dropped with a warning (an error above 5 % of the file).
-    The counts are in the output's Parquet metadata: ``seqmodels.classify.preprocess_counts(path)``."""
+    The counts are in the output's Parquet metadata: ``seqmodels.kinds.classify.stages.preprocess_counts(path)``."""
     return str(preprocess_table(raw_path, out_path, CleanConfig(**clean)))
 
 
@@ -84,7 +86,7 @@ def fit_tokenizer(train_path: str, out_dir: str, level: str, max_size: int | Non
     config = FeaturizerConfig(clean=CleanConfig(**clean), vocab=VocabConfig(level=level, max_size=max_size, min_freq=min_freq),
                               **features)
     if task_kind == "tag":
-        from seqmodels.tagging.stages import fit_tag_featurizer
+        from seqmodels.kinds.tag.stages import fit_tag_featurizer
 
         return str(fit_tag_featurizer(train_path, out_dir, config, auto_subwords))
     return str(fit_featurizer(train_path, out_dir, config))

@@ -1,4 +1,4 @@
-"""Tests for seqmodels.tagging.crf against brute-force enumeration of every tag path on tiny inputs."""
+"""Tests for seqmodels.kinds.tag.crf against brute-force enumeration of every tag path on tiny inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from seqmodels.tagging.crf import CRF, IMPOSSIBLE, bio_allowed_transitions
+from seqmodels.kinds.tag.crf import CRF, IMPOSSIBLE, bio_allowed_transitions
 
 LENGTHS = [4, 1, 3, 2]  # a batch of different lengths, padded to 4
 BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "<pad>"]

@@ -8,7 +8,7 @@ import torch
 from seqmodels.batching import BatchLoader
 from seqmodels.featurize import Featurizer, FeaturizerConfig, hashed_ngrams, text_to_tokens
 from seqmodels.models.char_encoder import CharCNNEncoder, CharEncoderConfig
-from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
 
 TRAIN = ["Stocks rally on Wall Street", "Oil prices soar", "Team wins the cup final", "New chip from Intel"]

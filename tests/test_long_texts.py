@@ -14,9 +14,9 @@ import torch
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig, text_to_tokens
-from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
-from seqmodels.predict import ClassifierPredictor
+from seqmodels.kinds.classify.predictor import ClassifierPredictor
 from seqmodels.vocab import LabelMap
 
 TRAIN = ["oil prices rise", "stocks fall on wall street", "team wins the final", "coach leaves the club"]
@@ -85,7 +85,7 @@ def write_raw(path, texts: list[str]) -> None:
 
 
 def test_preprocessing_counts_truncated_and_drops_a_few_empty_texts_with_a_warning(tmp_path, caplog):
-    from seqmodels.classify import preprocess_counts, preprocess_table
+    from seqmodels.preprocess import preprocess_counts, preprocess_table
 
     texts = [f"oil prices {i}" for i in range(38)] + ["???", words(30)]
     write_raw(tmp_path / "raw.parquet", texts)
@@ -100,7 +100,7 @@ def test_preprocessing_counts_truncated_and_drops_a_few_empty_texts_with_a_warni
 
 
 def test_training_data_where_many_texts_clean_to_nothing_is_an_error(tmp_path):
-    from seqmodels.classify import preprocess_table
+    from seqmodels.preprocess import preprocess_table
 
     write_raw(tmp_path / "raw.parquet", ["oil prices"] * 18 + ["the of", "!!"])  # 10 % empty
     with pytest.raises(ValueError, match=r"/data/train.csv.*2 of 20 texts \(10\.0%\) are empty after cleaning"):
@@ -111,8 +111,8 @@ TAGS = ["O", "B-PER", "I-PER"]
 
 
 def tagger_predictor(max_tokens: int):
-    from seqmodels.tagging.model import RNNTagger, TaggerConfig
-    from seqmodels.tagging.predict import TaggerPredictor
+    from seqmodels.kinds.tag.model import RNNTagger, TaggerConfig
+    from seqmodels.kinds.tag.predictor import TaggerPredictor
 
     config = FeaturizerConfig(clean=CleanConfig(max_tokens=max_tokens), word_norm="lower_digits", subword_buckets=0)
     featurizer = Featurizer.fit(None, pa.array([["Peter", "visited", "Paris"]], type=TOKENS_TYPE), config)
@@ -134,7 +134,7 @@ def test_tagger_gives_one_tag_per_token_of_a_sentence_longer_than_max_tokens():
 
 
 def test_tagger_training_splits_long_sentences_into_windows_with_aligned_tags(tmp_path):
-    from seqmodels.tagging.stages import encode_tagged
+    from seqmodels.kinds.tag.stages import encode_tagged
 
     predictor = tagger_predictor(max_tokens=4)
     tokens = [["Peter"] + ["x"] * 9, ["Paris"]]

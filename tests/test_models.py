@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
 
 CELLS, DIRECTIONS, POOLINGS = ("rnn", "gru", "lstm"), (False, True), ("last", "max", "mean", "last_max")

@@ -69,8 +69,9 @@ def chinese_headlines(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_chinese_with_a_character_vocabulary_learns_both_classes(tmp_path):
-    from seqmodels.classify import evaluate_classifier, fit_featurizer, preprocess_table, train_classifier
-    from seqmodels.models.classifier import ClassifierConfig
+    from seqmodels.kinds.classify.stages import evaluate_classifier, fit_featurizer, train_classifier
+    from seqmodels.preprocess import preprocess_table
+    from seqmodels.kinds.classify.model import ClassifierConfig
     from seqmodels.models.encoder import EncoderConfig
     from seqmodels.training import TrainerConfig
 

@@ -1,4 +1,4 @@
-"""Tests for seqmodels.tagging.metrics against counts derived by hand and checked with conlleval.pl.
+"""Tests for seqmodels.kinds.tag.metrics against counts derived by hand and checked with conlleval.pl.
 
 The example below, written as conlleval input (``token gold pred``, blank line between sentences), gives::
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from seqmodels.tagging.metrics import (
+from seqmodels.kinds.tag.metrics import (
     entity_f1,
     entity_scores,
     entity_table,

@@ -1,4 +1,4 @@
-"""Tests for seqmodels.tagging.readers: the four corpus formats, their errors and the BIO checks."""
+"""Tests for seqmodels.kinds.tag.readers: the four corpus formats, their errors and the BIO checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from seqmodels.readers import ReaderError
-from seqmodels.tagging.readers import (
+from seqmodels.kinds.tag.readers import (
     COLUMNS,
     TaggedSentence,
     check_bio,

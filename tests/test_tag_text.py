@@ -1,11 +1,11 @@
-"""Tests for seqmodels.tagging.text: tokens with character spans and entities with character offsets."""
+"""Tests for seqmodels.kinds.tag.text: tokens with character spans and entities with character offsets."""
 
 from __future__ import annotations
 
 import pytest
 
-from seqmodels.tagging import text as tag_text
-from seqmodels.tagging.text import entities_from_tags, tokenize_with_spans
+from seqmodels.kinds.tag import text as tag_text
+from seqmodels.kinds.tag.text import entities_from_tags, tokenize_with_spans
 
 SENTENCES = [
     '"Hello," she said.',

@@ -11,8 +11,8 @@ from conftest import tiny_ner_conll
 from seqmodels.batching import BatchLoader
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.readers import ReaderError
-from seqmodels.tagging.model import TaggerConfig, RNNTagger
-from seqmodels.tagging.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
+from seqmodels.kinds.tag.model import TaggerConfig, RNNTagger
+from seqmodels.kinds.tag.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
 from seqmodels.training import Trainer, TrainerConfig
 
 SENTENCES = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22", "x", "y", "z"]]

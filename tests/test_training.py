@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seqmodels.batching import BatchLoader, SequenceData, bucketed_batches, pad_batch
-from seqmodels.models.classifier import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import Trainer, TrainerConfig, seed_everything
 

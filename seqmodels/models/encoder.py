@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -27,14 +28,15 @@ class EncoderConfig:
     """
 
     vocab_size: int = 0
-    embedding_dim: int = 100
-    cell: str = "gru"
-    hidden_dim: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
+    embedding_dim: int = field(default=100, metadata={"help": "word embedding size"})
+    cell: Literal["rnn", "gru", "lstm"] = field(default="gru", metadata={"help": "recurrent cell"})
+    hidden_dim: int = field(default=128, metadata={"help": "RNN units per direction"})
+    num_layers: int = field(default=1, metadata={"help": "stacked RNN layers"})
+    bidirectional: bool = field(default=True, metadata={"help": "read the text in both directions"})
     dropout: float = 0.0
-    embedding_dropout: float = 0.5
-    word_dropout: float = 0.4
+    embedding_dropout: float = field(default=0.5, metadata={"help": "dropout on the token vectors"})
+    word_dropout: float = field(default=0.4, metadata={
+        "help": "probability a training token is replaced by <unk> (its subwords and characters stay)"})
     embedding_init_std: float | None = 0.1
     subword_buckets: int = 0
     subword_pooling: str = "mean"
@@ -42,7 +44,8 @@ class EncoderConfig:
     char_embedding_dim: int = 25
     char_filters: int = 50
     char_kernel_size: int = 3
-    char_encoder: str = "cnn"
+    char_encoder: Literal["cnn", "lstm"] = field(default="cnn", metadata={
+        "help": "per-word character encoder carrying case and shape"})
     char_hidden_dim: int = 25
 
     def __post_init__(self) -> None:

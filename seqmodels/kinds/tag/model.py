@@ -11,8 +11,8 @@ from torch import nn
 from seqmodels.batching import IGNORE_TAG
 from seqmodels.models.dropout import FastDropout
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
-from seqmodels.tagging.crf import CRF
-from seqmodels.tagging.readers import is_bio_tagset
+from seqmodels.kinds.tag.crf import CRF
+from seqmodels.kinds.tag.readers import is_bio_tagset
 from seqmodels.training import TrainerConfig
 
 # training defaults for taggers: smaller batches, more epochs, patience on validation F1

@@ -19,6 +19,7 @@ class TaskKind:
     evaluate: Callable
     gate_score: Callable  # (model_dir, test_path, device, metric) -> float
     baseline_score: Callable  # (test_path, metric) -> float: the majority-class predictor's score
+    load_predictor: Callable  # (model_dir, device) -> predictor with predict_texts / predict_frame
 
     def gate_metric(self, metrics: dict) -> str:
         """The metric the promotion gate compares: entity F1 for BIO taggers, accuracy otherwise."""
@@ -28,26 +29,21 @@ class TaskKind:
 def get_kind(name: str) -> TaskKind:
     """The stages of task kind ``name`` (imported on demand: classify does not load the tagging code)."""
     if name == "classify":
-        from seqmodels.classify import evaluate_classifier, gate_score, train_classifier
-        from seqmodels.models.classifier import ClassifierConfig
+        from seqmodels.kinds.classify.stages import evaluate_classifier, gate_score, train_classifier
+        from seqmodels.kinds.classify.model import ClassifierConfig
+        from seqmodels.kinds.classify.predictor import ClassifierPredictor
 
         return TaskKind("classify", ClassifierConfig, train_classifier, evaluate_classifier,
                         lambda model_dir, test_path, device="auto", metric="accuracy": gate_score(model_dir, test_path, device),
-                        majority_label_score)
+                        majority_label_score, ClassifierPredictor.load)
     if name == "tag":
-        from seqmodels.tagging.model import TaggerConfig
-        from seqmodels.tagging.stages import evaluate_tagger, gate_score_tagger, train_tagger
+        from seqmodels.kinds.tag.model import TaggerConfig
+        from seqmodels.kinds.tag.predictor import TaggerPredictor
+        from seqmodels.kinds.tag.stages import evaluate_tagger, gate_score_tagger, train_tagger
 
-        return TaskKind("tag", TaggerConfig, train_tagger, evaluate_tagger, gate_score_tagger, majority_tag_score)
+        return TaskKind("tag", TaggerConfig, train_tagger, evaluate_tagger, gate_score_tagger, majority_tag_score,
+                        TaggerPredictor.load)
     raise ValueError(f"unknown task kind {name!r}; this seqflow knows 'classify' and 'tag'")
-
-
-def epoch_count(text: str | int) -> int:
-    """An epoch count of at least 1 (zero epochs would register a model with its random initial weights)."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"epochs must be at least 1 (got {value}): zero epochs would register an untrained model")
-    return value
 
 
 def higher_is_better(metric: str) -> bool:
@@ -71,7 +67,7 @@ def majority_tag_score(test_path, metric: str = "f1") -> float:
 
     import pyarrow.parquet as pq
 
-    from seqmodels.tagging.stages import tag_scores
+    from seqmodels.kinds.tag.stages import tag_scores
 
     gold = pq.read_table(test_path, columns=["tags"]).column("tags").to_pylist()
     counts = Counter(tag for row in gold for tag in row)

@@ -1,6 +1,6 @@
 """The tagging stages on Parquet files: ingest a tagged corpus, fit the featurizer, train, evaluate.
 
-The same shape as :mod:`seqmodels.classify`; the shared parts (featurizer, batches, trainer, model
+The same shape as :mod:`seqmodels.kinds.classify.stages`; the shared parts (featurizer, batches, trainer, model
 directory) are the same code. A tagged table has ``sentence``, ``line``, ``tokens``, ``tags``, ``text``
 (the tokens joined by spaces) and ``source``.
 """
@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from seqmodels.classify import write_parquet_atomic
+from seqmodels.parquet import write_parquet_atomic
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.fitting import fit_and_save
 from seqmodels.metrics import confusion_matrix
-from seqmodels.tagging.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
-from seqmodels.tagging.model import RNNTagger, TaggerConfig, default_subword_buckets
-from seqmodels.tagging.predict import TaggerPredictor, decode_tags, split_windows
-from seqmodels.tagging.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
+from seqmodels.kinds.tag.metrics import entity_scores, entity_table, per_tag_table, token_accuracy
+from seqmodels.kinds.tag.model import RNNTagger, TaggerConfig, default_subword_buckets
+from seqmodels.kinds.tag.predictor import TaggerPredictor, decode_tags, split_windows
+from seqmodels.kinds.tag.readers import is_bio_tagset, raise_on_invalid_bio, read_tagged
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
 

@@ -11,7 +11,7 @@ version with a vectorised backtrace. Padding positions (``mask`` False) never ch
 Disallowed transitions, start tags and end tags get the score :data:`IMPOSSIBLE` in both training and decoding,
 so the model is a distribution over allowed paths only and decoding never produces a disallowed path. A gold
 path that uses a disallowed transition therefore costs about ``-IMPOSSIBLE`` per violation -- validate the
-data first (:func:`seqmodels.tagging.readers.check_bio`).
+data first (:func:`seqmodels.kinds.tag.readers.check_bio`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from typing import Sequence
 
 from nltk.tokenize import TreebankWordTokenizer
 
-from seqmodels.tagging.metrics import extract_entities
-from seqmodels.tagging.readers import is_bio_tagset
+from seqmodels.kinds.tag.metrics import extract_entities
+from seqmodels.kinds.tag.readers import is_bio_tagset
 
 Span = tuple[int, int]  # (start, end exclusive) character offsets
 

@@ -13,9 +13,9 @@ import torch
 from seqmodels.batching import BatchLoader, batch_to_device
 from seqmodels.featurize import EMPTY_AFTER_CLEANING, TOKENS_TYPE, Featurizer
 from seqmodels.predict import load_model_parts
-from seqmodels.tagging.model import RNNTagger, TaggerConfig
-from seqmodels.tagging.readers import is_bio_tagset
-from seqmodels.tagging.text import entities_from_tags, tokenize_with_spans
+from seqmodels.kinds.tag.model import RNNTagger, TaggerConfig
+from seqmodels.kinds.tag.readers import is_bio_tagset
+from seqmodels.kinds.tag.text import entities_from_tags, tokenize_with_spans
 from seqmodels.vocab import LabelMap
 
 OUTPUT_COLUMNS = ("tokens", "tags", "entities", "reason")

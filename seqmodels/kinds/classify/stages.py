@@ -1,0 +1,87 @@
+"""The classification stages on Parquet files: preprocess, fit the featurizer, train, evaluate.
+
+Each function reads and writes files so orchestration can run them as separate steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
+from seqmodels.kinds.classify.metrics import classification_metrics
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
+from seqmodels.fitting import fit_and_save
+from seqmodels.kinds.classify.predictor import ClassifierPredictor
+from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
+from seqmodels.vocab import LabelMap
+
+
+def _columns(path: str | Path) -> tuple[pa.Array, pa.ListArray, list[str]]:
+    table = pq.read_table(path, columns=["clean", "tokens", "label"])
+    tokens = table.column("tokens").combine_chunks().cast(TOKENS_TYPE)
+    return table.column("clean").combine_chunks(), tokens, table.column("label").to_pylist()
+
+
+def fit_featurizer(train_path: str | Path, out_dir: str | Path, config: FeaturizerConfig) -> Path:
+    """Fit the vocabulary and label map on the training split; save both as JSON in ``out_dir``."""
+    cleaned, tokens, labels = _columns(train_path)
+    Featurizer.fit(cleaned, tokens, config).save(out_dir)
+    LabelMap.fit(labels).save(Path(out_dir) / "labels.json")
+    return Path(out_dir)
+
+
+def _encoded(path, featurizer: Featurizer, labels: LabelMap):
+    cleaned, tokens, names = _columns(path)
+    return featurizer.encode(cleaned, tokens, labels.encode(names))
+
+
+def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0)."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    weights = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.tensor(weights * num_classes / weights.sum(), dtype=torch.float32)
+
+
+def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir,
+                     model_config: ClassifierConfig, trainer_config: TrainerConfig, use_class_weights: bool = False,
+                     resume: bool = False, callbacks: tuple[Callback, ...] = ()) -> tuple[Path, TrainResult]:
+    """Train on the train split, select on val, save the best weights as a model directory."""
+    seed_everything(trainer_config.seed)
+    featurizer = Featurizer.load(featurizer_dir)
+    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
+    train_data, val_data = _encoded(train_path, featurizer, labels), _encoded(val_path, featurizer, labels)
+    encoder = replace(model_config.encoder, **featurizer.encoder_fields())
+    config = replace(model_config, encoder=encoder, num_classes=len(labels))
+    weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
+    return fit_and_save("classify", RNNClassifier(config, class_weights=weights), featurizer, labels, train_data,
+                        val_data, model_dir, checkpoint_dir, trainer_config, resume, callbacks)
+
+
+def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredictor, list[str], list[str]]:
+    """A saved classifier's predicted label names for a test file's raw text, beside the true names."""
+    predictor = ClassifierPredictor.load(model_dir, device)
+    table = pq.read_table(test_path, columns=["text", "label"])
+    predicted = predictor.predict_texts(table.column("text").combine_chunks())["label"].tolist()
+    return predictor, predicted, table.column("label").to_pylist()
+
+
+def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
+    """Predict the test split from its raw text (as a registry consumer would) and score it."""
+    predictor, predicted, truth = _predict_test(model_dir, test_path, device)
+    y_true, y_pred = predictor.labels.encode(truth), predictor.labels.encode(predicted)
+    metrics, per_class, confusion = classification_metrics(y_true, y_pred, predictor.labels.labels)
+    metrics["num_test"] = len(y_true)
+    return {"metrics": metrics, "tables": {"per_class": per_class}, "confusion": confusion,
+            "labels": predictor.labels.labels}
+
+
+def gate_score(model_dir, test_path, device: str = "auto") -> float:
+    """Accuracy of any saved classifier on a test file, comparing label names (label sets may differ)."""
+    _, predicted, truth = _predict_test(model_dir, test_path, device)
+    return float((np.asarray(predicted, dtype=object) == np.asarray(truth, dtype=object)).mean())
