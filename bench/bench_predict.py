@@ -73,7 +73,7 @@ def write_lines(path: Path, titles: np.ndarray, n: int, seed: int = 0) -> Path:
 def bare_forward(model_dir: str, texts: list[str], batch_size: int) -> float:
     """Texts/s of the model forward alone, on batches tensorised and sorted by length beforehand."""
     from seqmodels.batching import BatchLoader
-    from seqmodels.predict import load_predictor
+    from seqmodels.kinds import load_predictor
 
     predictor = load_predictor(model_dir, "cpu")
     batches = list(BatchLoader(predictor.featurizer.encode_texts(texts), batch_size=batch_size))

@@ -67,7 +67,8 @@ def our_train_speed(sentences, tags, threads: int, default_model: bool, max_sent
     """Training tokens/s of our trainer on ``max_sentences`` sentences (one epoch, length-bucketed batches)."""
     from seqmodels.batching import BatchLoader
     from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
-    from seqmodels.kinds.tag.model import TAGGER_TRAINING, RNNTagger, TaggerConfig
+    from seqmodels.kinds.tag.kind import TAGGER_TRAINING
+    from seqmodels.kinds.tag.model import RNNTagger, TaggerConfig
     from seqmodels.training import Trainer
     from seqmodels.vocab import LabelMap
 

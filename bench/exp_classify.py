@@ -8,7 +8,8 @@ from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.split import stratified_split, SplitConfig
 from seqmodels.vocab import LabelMap
 from seqmodels.batching import BatchLoader
-from seqmodels.kinds.classify.model import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.kind import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.training import Trainer, seed_everything
 logging.basicConfig(level=logging.WARNING)
@@ -42,7 +43,8 @@ if args.pop("refit", False):  # a fresh model on train + val for the best epoch 
     rc = replace(tc, epochs=res.best_epoch + args.pop("refit_extra_epochs", 0), patience=10_000)  # no early stop
     trainer = Trainer(model, rc, BatchLoader(data(trva), tc.batch_size, shuffle=True, seed=seed), BatchLoader(data(va), 256))
     trainer.fit()
-tl, tacc = trainer.evaluate(BatchLoader(data(te), 256))
+_scores = trainer.evaluate(BatchLoader(data(te), 256))
+tl, tacc = _scores["loss"], _scores["accuracy"]
 save = args.pop("save_probs", None)
 if save:  # test-set class probabilities in test-split order, for ensembling experiments
     probs = np.zeros((len(te), len(lm)), dtype=np.float32)

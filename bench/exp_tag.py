@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.kinds.tag.model import TAGGER_TRAINING, TaggerConfig
+from seqmodels.kinds.tag.kind import TAGGER_TRAINING
+from seqmodels.kinds.tag.model import TaggerConfig
 from seqmodels.kinds.tag.stages import evaluate_tagger, fit_tag_featurizer, ingest_tagged, train_tagger
 from seqmodels.vocab import VocabConfig
 

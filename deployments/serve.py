@@ -1,4 +1,4 @@
-"""The nightly batch deployment and the training deployment, served against a Prefect server.
+"""The nightly batch deployment and one training deployment per task kind, served against a Prefect server.
 
 Start a server (SQLite) with ``prefect server start``, point this process at it with
 ``PREFECT_API_URL=http://127.0.0.1:4200/api``, then ``seqflow serve``. Environment variables set the
@@ -8,11 +8,11 @@ nightly defaults; every one of them is also a typed parameter in the Prefect UI'
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prefect.schedules import Cron
 
-NIGHTLY_NAME, TRAINING_NAME, TAGGER_TRAINING_NAME = "nightly-batch-predict", "train-classifier", "train-tagger"
+NIGHTLY_NAME = "nightly-batch-predict"
 
 
 @dataclass(frozen=True)
@@ -42,25 +42,26 @@ def nightly_deployment(settings: NightlySettings = NightlySettings()):
         name=NIGHTLY_NAME, schedules=[Cron(settings.cron, timezone=settings.timezone)],
         parameters={"model_name": settings.model_name, "alias": settings.alias, "inbox": settings.inbox,
                     "output": settings.output, "text_col": settings.text_col},
-        description="Classify or tag (whatever task the registered model does) every new file of the inbox into "
+        description="Predict (whatever task the registered model does) every new file of the inbox into "
                     "Parquet, exactly once.", tags=["seqflow", "nightly"])
 
 
-def training_deployment():
-    """The training flow, run on demand from the UI with its typed parameters as a form."""
-    from flows.train_flow import train_classifier_flow
+def training_deployment(kind_name: str):
+    """A kind's training flow, run on demand from the UI with its typed, described parameters as a form."""
+    from flows.train_flow import training_flow
+    from seqmodels.kinds import get_kind
 
-    return train_classifier_flow.to_deployment(
-        name=TRAINING_NAME, description="Train, evaluate and register a text classifier.", tags=["seqflow", "training"])
+    kind = get_kind(kind_name)
+    return training_flow(kind_name).to_deployment(
+        name=kind.flow_name, description=f"Train, evaluate and register a model: {kind.description}.",
+        tags=["seqflow", "training", kind.name])
 
 
-def tagger_training_deployment():
-    """The tagger training flow (NER / POS), run on demand from the UI with its typed parameters as a form."""
-    from flows.train_flow import train_tagger_flow
+def training_deployments() -> list:
+    """One training deployment per registered task kind."""
+    from seqmodels.kinds import kind_names
 
-    return train_tagger_flow.to_deployment(
-        name=TAGGER_TRAINING_NAME, description="Train, evaluate and register a sequence tagger (NER / POS).",
-        tags=["seqflow", "training"])
+    return [training_deployment(name) for name in kind_names()]
 
 
 def serve_all() -> None:
@@ -71,7 +72,7 @@ def serve_all() -> None:
 
     send_library_logs_to_prefect()  # the flow runs it starts inherit the setting: epoch lines reach the UI
 
-    serve(nightly_deployment(NightlySettings.from_env()), training_deployment(), tagger_training_deployment())
+    serve(nightly_deployment(NightlySettings.from_env()), *training_deployments())
 
 
 if __name__ == "__main__":

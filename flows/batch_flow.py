@@ -25,7 +25,7 @@ def batch_predict_flow(
     tracking_uri_override: str | None = None,
     home: str | None = None,
 ):
-    """Classify or tag every new file of ``inbox`` into ``output/date=YYYY-MM-DD/`` with ``models:/NAME@ALIAS``."""
+    """Predict every new file of ``inbox`` (whatever task the model does) into ``output/date=YYYY-MM-DD/`` with ``models:/NAME@ALIAS``."""
     started = time.monotonic()
     model = fetch_model(model_name, alias, tracking_uri(tracking_uri_override, home), home)
     with exclusive_run(output):

@@ -1,4 +1,4 @@
-"""The ``seqflow`` command line: ``train classify``, ``train tag``, ``predict``, ``serve``, ``demo``.
+"""The ``seqflow`` command line: ``train KIND`` (``seqflow kinds`` lists them), ``predict``, ``serve``, ``demo``.
 
 Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands.
 """
@@ -11,174 +11,118 @@ import logging
 import os
 import sys
 
-from functools import lru_cache
-from types import SimpleNamespace
+import dataclasses
 
 
-@lru_cache(maxsize=1)
-def _defaults() -> SimpleNamespace:
-    """The components' default configs, for the options' defaults (imported late: they load torch)."""
-    from seqmodels.cleaning import CleanConfig
-    from seqmodels.featurize import FeaturizerConfig
-    from seqmodels.kinds.classify.model import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB, ClassifierConfig
-    from seqmodels.models.encoder import EncoderConfig
+def add_train_kind(kinds, kind_name: str) -> None:
+    """``seqflow train KIND``: one option per field of the kind's options class (type, default and help from
+    the field), plus ``--config FILE``, ``--print-config`` and ``--threads``."""
+    from seqmodels.kinds import get_kind
+    from seqmodels.options import option_types
 
-    return SimpleNamespace(enc=EncoderConfig(), clf=ClassifierConfig(), tr=CLASSIFIER_TRAINING, vocab=CLASSIFIER_VOCAB,
-                           clean=CleanConfig(), feat=FeaturizerConfig())
-
-
-def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
-    parser.add_argument(f"--{name}", default=default, action=argparse.BooleanOptionalAction,
-                        help=f"{help} (default: {'on' if default else 'off'})")
-
-
-def add_common_training(parser: argparse.ArgumentParser, data_help: str = "CSV, TSV, JSONL or Parquet",
-                        split_help: str = "stratified", epochs: int | None = None) -> None:
-    """Options every ``train`` sub-command shares: data, naming, run control, tracking."""
-    d = _defaults()
-    epochs = d.tr.epochs if epochs is None else epochs
-    parser.add_argument("--train", required=True, metavar="FILE", help=f"training file ({data_help})")
-    parser.add_argument("--val", metavar="FILE", help=f"validation file; default: 15%% of --train, {split_help}")
-    parser.add_argument("--test", metavar="FILE", help=f"test file; default: 15%% of --train, {split_help}")
-    parser.add_argument("--model-name", required=True, help="registered model name in MLflow")
-    from seqmodels.training import epoch_count  # rejects --epochs 0: it would register an untrained model
-
-    parser.add_argument("--epochs", type=epoch_count, default=epochs, help="maximum epochs, at least 1 (default: %(default)s)")
-    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
-                        help="stop training in time to stay within MINUTES, keeping the best checkpoint")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: CUDA with mixed precision when a GPU is present, else CPU (default: auto)")
-    parser.add_argument("--seed", type=int, default=d.tr.seed, help="seed of split, init and batches (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue the latest unfinished run of --model-name from its checkpoint")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
-    parser.add_argument("--data-dir", help="where runs, Parquet files and the MLflow store go (default: $SEQFLOW_HOME or ./seqflow_data)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    kind = get_kind(kind_name)
+    parser = kinds.add_parser(kind.name, help=kind.description, description=kind.options.__doc__)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in dataclasses.fields(kind.options):
+        group = field.metadata.get("group", "options")
+        target = groups.setdefault(group, parser.add_argument_group(group))
+        add_option(target, field, option_types(kind.options)[field.name])
+    control = groups.setdefault("run", parser.add_argument_group("run"))
+    control.add_argument("--config", metavar="FILE",
+                         help="read options from a YAML, JSON or TOML file (as --print-config writes); flags override it")
+    control.add_argument("--print-config", action="store_true",
+                         help="print the effective options as JSON and exit without training")
+    control.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.set_defaults(handler=run_train, options_class=kind.options)
 
 
-def add_classify(sub) -> None:
-    d = _defaults()
-    p = sub.add_parser("classify", help="sequence -> label (topics, sentiment)",
-                       description="Train an RNN text classifier end to end and register it in MLflow.")
-    add_common_training(p)
-    p.add_argument("--text-col", required=True, help="column with the text")
-    p.add_argument("--label-col", required=True, help="column with the class label")
-    m = p.add_argument_group("model options")
-    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=d.enc.cell, help="recurrent cell (default: %(default)s)")
-    m.add_argument("--embedding-dim", type=int, default=d.enc.embedding_dim, help="(default: %(default)s)")
-    m.add_argument("--hidden-dim", type=int, default=d.enc.hidden_dim, help="RNN units per direction (default: %(default)s)")
-    m.add_argument("--num-layers", type=int, default=d.enc.num_layers, help="stacked RNN layers (default: %(default)s)")
-    _bool_flag(m, "bidirectional", d.enc.bidirectional, "read the text in both directions")
-    m.add_argument("--dropout", type=float, default=d.clf.head_dropout, help="dropout between RNN layers and in the head (default: %(default)s)")
-    m.add_argument("--embedding-dropout", type=float, default=d.enc.embedding_dropout, help="(default: %(default)s)")
-    m.add_argument("--word-dropout", type=float, default=d.enc.word_dropout,
-                   help="probability a training token is replaced by <unk> (keeps its subwords/chars) (default: %(default)s)")
-    m.add_argument("--subword-buckets", type=int, default=d.feat.subword_buckets,
-                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off (default: %(default)s)")
-    _bool_flag(m, "char-features", d.feat.char_features, "a char-CNN over each word's characters")
-    m.add_argument("--pooling", choices=["last", "max", "mean", "last_max"], default=d.clf.pooling,
-                   help="how RNN outputs become one vector: final states of both directions, max, mean (default: %(default)s)")
-    m.add_argument("--vocab-level", choices=["word", "char"], default="word", help="(default: %(default)s)")
-    m.add_argument("--max-vocab", type=int, default=d.vocab.max_size, help="vocabulary size cap, specials included (default: %(default)s)")
-    m.add_argument("--min-freq", type=int, default=d.vocab.min_freq,
-                   help="minimum training count to enter the vocabulary; rarer words are <unk> but keep their "
-                        "character n-grams (default: %(default)s)")
-    t = p.add_argument_group("training options")
-    t.add_argument("--batch-size", type=int, default=d.tr.batch_size, help="(default: %(default)s)")
-    t.add_argument("--lr", type=float, default=d.tr.lr, help="Adam learning rate (default: %(default)s)")
-    t.add_argument("--patience", type=int, default=d.tr.patience, help="early-stopping patience in epochs (default: %(default)s)")
-    _bool_flag(t, "class-weights", False, "weight the loss by inverse class frequency")
-    c = p.add_argument_group("preprocessing options")
-    _bool_flag(c, "lowercase", d.clean.lower, "lower-case the text")
-    _bool_flag(c, "remove-stopwords", d.clean.remove_stopwords, "drop NLTK English stopwords")
-    _bool_flag(c, "drop-parentheses", d.clean.drop_parentheses, "drop text in parentheses")
-    _max_tokens_option(c, d.clean.max_tokens, "a longer text keeps its first N tokens; predictions say so in 'reason'")
-    p.set_defaults(handler=run_train_classify)
+def add_option(group, field, annotation) -> None:
+    """One ``--flag`` for an options field: bools as ``--x / --no-x``, ``Literal`` as choices."""
+    from seqmodels.options import base_type, choices_of
+
+    meta, flag = field.metadata, "--" + field.metadata.get("flag", field.name.replace("_", "-"))
+    kwargs = {"help": _help(field).replace("%", "%%"), "dest": field.name, "default": argparse.SUPPRESS}
+    base, _ = base_type(annotation)
+    if base is not bool and not choices_of(annotation):
+        kwargs["metavar"] = meta.get("metavar") or flag[2:].replace("-", "_").upper()
+    if base is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    choices = choices_of(annotation)
+    if choices:
+        kwargs["choices"] = choices
+    parse = meta.get("parse")
+    group.add_argument(flag, type=_argument_type(parse, field.name) if parse else (str if choices else base), **kwargs)
 
 
-def _max_tokens_option(group, default: int | None, what: str) -> None:
-    """``--max-tokens N``: the length cap of training and prediction (0: no cap)."""
-    group.add_argument("--max-tokens", type=_token_cap, default=default, metavar="N",
-                       help=f"{what}; 0 for no cap (default: %(default)s)")
+def _argument_type(parse, name: str):
+    """An argparse ``type`` from an option's ``parse`` function: its ValueError message becomes the usage error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = name
+    return convert
 
 
-def _token_cap(value: str) -> int | None:
-    """``--max-tokens``: a positive integer, or 0 for no cap (None)."""
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no cap) or a positive number of tokens, not {value}")
-    return number or None
+def _help(field) -> str:
+    """An option's help text with its default (or "required")."""
+    text, default = field.metadata.get("help", ""), field.default
+    if "(default:" in text:
+        return text
+    if default is dataclasses.MISSING or field.metadata.get("cli_required"):
+        return f"{text} (required)"
+    if default is None:
+        return text
+    return f"{text} (default: {'on' if default is True else 'off' if default is False else default})"
 
 
-def run_train_classify(args: argparse.Namespace) -> dict:
-    from flows.train_flow import train_classifier_flow
+def run_train(args: argparse.Namespace) -> dict:
+    """Run the kind's training flow with the effective options; its result dict."""
+    from flows.train_flow import training_flow
+    from seqmodels.options import options_dict
 
-    result = train_classifier_flow(
-        train=args.train, val=args.val, test=args.test, text_col=args.text_col, label_col=args.label_col,
-        model_name=args.model_name, epochs=args.epochs, time_budget_minutes=args.time_budget, device=args.device,
-        seed=args.seed, cell=args.cell, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-        num_layers=args.num_layers, bidirectional=args.bidirectional, dropout=args.dropout,
-        embedding_dropout=args.embedding_dropout, word_dropout=args.word_dropout, subword_buckets=args.subword_buckets,
-        char_features=args.char_features, pooling=args.pooling, batch_size=args.batch_size, lr=args.lr,
-        patience=args.patience, class_weights=args.class_weights, vocab_level=args.vocab_level,
-        max_vocab=args.max_vocab, min_freq=args.min_freq, lowercase=args.lowercase,
-        remove_stopwords=args.remove_stopwords, drop_parentheses=args.drop_parentheses, max_tokens=args.max_tokens,
-        resume=args.resume,
-        tracking_uri_override=args.tracking_uri, home=args.data_dir)
-    return result
+    return training_flow(args.kind)(**options_dict(args.options))
 
 
-def add_tag(sub) -> None:
-    from seqmodels.kinds.tag.model import TAGGER_TRAINING as _TAG_TR, TaggerConfig
+def effective_options(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The options of ``seqflow train KIND``: class defaults < ``--config FILE`` < flags. A required option
+    given nowhere, or an unknown name in the file, is a usage error."""
+    from seqmodels.options import check_option_names, read_config_file, required_options
 
-    _TAG, d = TaggerConfig(), _defaults()
-
-    p = sub.add_parser("tag", help="sequence -> one tag per token (NER, part of speech)",
-                       description="Train a BiLSTM/BiGRU(-CRF) sequence tagger end to end and register it in MLflow.")
-    add_common_training(p, "a tagged corpus in --format", "split by sentence", _TAG_TR.epochs)
-    p.add_argument("--format", required=True, choices=["conll2003", "conllu", "gmb", "tsv"],
-                   help="conll2003: 'word POS chunk NER' lines; conllu: Universal Dependencies; gmb: Kaggle GMB "
-                        "ner_dataset.csv; tsv: token<TAB>tag. Sentences are separated by blank lines")
-    p.add_argument("--tag-column", choices=["ner", "pos", "chunk", "upos", "xpos", "tag"],
-                   help="which tags to learn (default: ner for conll2003 / gmb, upos for conllu, tag for tsv)")
-    m = p.add_argument_group("model options")
-    _bool_flag(m, "crf", _TAG.crf, "a CRF output layer (decoding constrained to valid BIO paths for BIO tags)")
-    m.add_argument("--char-encoder", choices=["cnn", "lstm", "none"], default=_TAG.encoder.char_encoder,
-                   help="per-word character encoder carrying case and shape (default: %(default)s)")
-    m.add_argument("--cell", choices=["rnn", "gru", "lstm"], default=_TAG.encoder.cell, help="(default: %(default)s)")
-    m.add_argument("--embedding-dim", type=int, default=_TAG.encoder.embedding_dim, help="(default: %(default)s)")
-    m.add_argument("--hidden-dim", type=int, default=_TAG.encoder.hidden_dim, help="units per direction (default: %(default)s)")
-    m.add_argument("--num-layers", type=int, default=_TAG.encoder.num_layers, help="stacked BiRNN layers (default: %(default)s)")
-    m.add_argument("--dropout", type=float, default=_TAG.dropout, help="dropout between layers and before the tag layer (default: %(default)s)")
-    m.add_argument("--embedding-dropout", type=float, default=_TAG.encoder.embedding_dropout, help="(default: %(default)s)")
-    m.add_argument("--word-dropout", type=float, default=_TAG.encoder.word_dropout,
-                   help="probability a training word becomes <unk> (its characters stay) (default: %(default)s)")
-    m.add_argument("--subword-buckets", type=int, default=None,
-                   help="hashed character 3-5-gram buckets added to each word vector; 0 turns them off "
-                        "(default: 0 for BIO tag sets such as NER, 20000 otherwise, e.g. POS)")
-    m.add_argument("--max-vocab", type=int, default=100_000, help="word vocabulary cap (default: %(default)s)")
-    m.add_argument("--min-freq", type=int, default=1, help="minimum word count to enter the vocabulary (default: %(default)s)")
-    t = p.add_argument_group("training options")
-    t.add_argument("--batch-size", type=int, default=_TAG_TR.batch_size, help="sentences per batch (default: %(default)s)")
-    t.add_argument("--lr", type=float, default=_TAG_TR.lr, help="Adam learning rate (default: %(default)s)")
-    t.add_argument("--patience", type=int, default=_TAG_TR.patience,
-                   help="early-stopping patience in epochs, on validation entity F1 (BIO) or token accuracy (default: %(default)s)")
-    _max_tokens_option(p.add_argument_group("preprocessing options"), d.clean.max_tokens,
-                       "a longer sentence is tagged in windows of N tokens when predicting")
-    p.set_defaults(handler=run_train_tag)
+    cls = args.options_class
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    if args.config:
+        try:
+            values = read_config_file(args.config)
+            check_option_names(cls, values, args.config)
+        except (OSError, ValueError) as err:
+            parser.error(f"--config: {err}")
+    values.update({name: getattr(args, name) for name in names if hasattr(args, name)})
+    missing = [name for name in required_options(cls) if name not in values]
+    if missing:
+        flags = ", ".join("--" + _flag(cls, name) for name in missing)
+        parser.error(f"train {args.kind}: the following arguments are required: {flags} (or give them in --config)")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        parser.error(f"train {args.kind}: {err}")
 
 
-def run_train_tag(args: argparse.Namespace) -> dict:
-    from flows.train_flow import train_tagger_flow
+def _flag(cls: type, name: str) -> str:
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return field.metadata.get("flag", name.replace("_", "-"))
 
-    return train_tagger_flow(
-        train=args.train, val=args.val, test=args.test, model_name=args.model_name, format=args.format,
-        tag_column=args.tag_column, crf=args.crf, char_encoder=args.char_encoder, epochs=args.epochs,
-        time_budget_minutes=args.time_budget, device=args.device, seed=args.seed, cell=args.cell,
-        embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, num_layers=args.num_layers, dropout=args.dropout,
-        embedding_dropout=args.embedding_dropout, word_dropout=args.word_dropout, subword_buckets=args.subword_buckets,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, max_vocab=args.max_vocab,
-        min_freq=args.min_freq, max_tokens=args.max_tokens, resume=args.resume, tracking_uri_override=args.tracking_uri,
-        home=args.data_dir)
+
+def run_kinds(args: argparse.Namespace) -> dict:
+    """``seqflow kinds``: the task kinds this seqflow knows, with their flows."""
+    from seqmodels.kinds import get_kind, kind_names
+
+    kinds = [get_kind(name) for name in kind_names()]
+    return {"kinds": [{"name": k.name, "description": k.description, "flow": k.flow_name} for k in kinds]}
 
 
 def run_demo(args: argparse.Namespace) -> dict:
@@ -189,7 +133,7 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 def add_predict(commands) -> None:
     p = commands.add_parser("predict", help="run the batch flow once: new inbox files -> Parquet",
-                            description="Classify or tag every new file of an inbox (or one file) with a registered "
+                            description="Predict every new file of an inbox (or one file) with a registered "
                                         "model, exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
     p.add_argument("--model-name", required=True, help="registered model name")
     p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
@@ -224,8 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train, evaluate and register a model")
     kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
-    add_classify(kinds)
-    add_tag(kinds)
+    from seqmodels.kinds import kind_names
+
+    for kind_name in kind_names():
+        add_train_kind(kinds, kind_name)
+    commands.add_parser("kinds", help="list the task kinds this seqflow trains").set_defaults(handler=run_kinds)
     add_predict(commands)
     serve = commands.add_parser("serve", help="serve the nightly batch and training deployments against a Prefect server")
     serve.set_defaults(handler=run_serve)
@@ -248,7 +195,7 @@ STOPPED = {  # what SIGTERM leaves behind, by command
 
 def _runs_a_flow(argv: list[str]) -> bool:
     """Whether ``argv`` is a command that runs a flow here, once (not ``--help``)."""
-    return bool(argv) and argv[0] in FLOW_COMMANDS and not {"-h", "--help"} & set(argv)
+    return bool(argv) and argv[0] in FLOW_COMMANDS and not {"-h", "--help", "--print-config"} & set(argv)
 
 
 def _prefect_server(argv: list[str]):
@@ -281,6 +228,20 @@ def _sigterm_was_received() -> bool:
     """Whether training was asked to stop in this process (an error it raised is then the SIGTERM's doing)."""
     training = sys.modules.get("seqmodels.training")
     return training is not None and training.stop_requested()
+
+
+def _with_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """For ``train KIND``: the effective options object (``args.options``) and where it tracks; with
+    ``--print-config`` the command prints the options instead of training."""
+    if args.command != "train":
+        return args
+    from seqmodels.options import options_dict
+
+    args.options = effective_options(parser, args)
+    args.tracking_uri, args.data_dir = args.options.tracking_uri_override, args.options.home
+    if args.print_config:
+        args.handler = lambda parsed: options_dict(parsed.options)
+    return args
 
 
 def _run_flow_command(args: argparse.Namespace, server) -> dict:
@@ -326,7 +287,8 @@ def _main(argv: list[str]) -> int:
     for noisy in ("httpx", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with _prefect_server(argv) as server:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = _with_options(parser, parser.parse_args(argv))
         if getattr(args, "threads", None):
             import torch
 
@@ -334,7 +296,7 @@ def _main(argv: list[str]) -> int:
         stdout = sys.stdout
         sys.stdout = sys.stderr  # everything but the final JSON line goes to stderr
         try:
-            result = _run_flow_command(args, server) if args.command in FLOW_COMMANDS else args.handler(args)
+            result = _run_flow_command(args, server) if _runs_a_flow(argv) else args.handler(args)
         except Exception as err:  # a clear one-line error for users; the traceback with SEQFLOW_DEBUG=1
             if _sigterm_was_received():
                 return _stopped_by_sigterm(argv)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -146,13 +146,32 @@ def _same_length_batches(lengths: np.ndarray, batch_size: int, shuffle: bool, se
     return [batches[i] for i in rng.permutation(len(batches))] if shuffle else batches
 
 
+TargetCollate = Callable[[SequenceData, np.ndarray], dict[str, torch.Tensor]]
+
+
+def sequence_and_token_targets(data: SequenceData, index: np.ndarray) -> dict[str, torch.Tensor]:
+    """The targets a batch carries when the caller names none: ``targets`` (one per sequence) and ``tags``
+    (padded, one per token), whichever the data holds."""
+    batch = {}
+    if data.targets is not None:
+        batch["targets"] = torch.from_numpy(data.targets[index])
+    if data.token_targets is not None:
+        batch["tags"] = pad_token_targets(data, index)
+    return batch
+
+
 class BatchLoader:
-    """Iterable of ready batches (dicts of tensors) for one epoch; reshuffled per epoch by ``set_epoch``."""
+    """Iterable of ready batches (dicts of tensors) for one epoch; reshuffled per epoch by ``set_epoch``.
+
+    Every batch holds the padded inputs (``tokens``, ``lengths``, ``index`` and the token features);
+    ``targets(data, index)`` adds the model's targets (a task kind passes its own).
+    """
 
     def __init__(self, data: SequenceData, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
-                 pin_memory: bool = False, exact_length: bool = False):
+                 pin_memory: bool = False, exact_length: bool = False,
+                 targets: TargetCollate = sequence_and_token_targets):
         self.data, self.batch_size, self.shuffle, self.seed, self.pin_memory = data, batch_size, shuffle, seed, pin_memory
-        self.exact_length = exact_length
+        self.exact_length, self.targets = exact_length, targets
         self.epoch = 0
         self._count: int | None = None
 
@@ -174,10 +193,7 @@ class BatchLoader:
     def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         tokens, lengths = pad_batch(self.data, index)
         batch = {"tokens": tokens, "lengths": lengths, "index": torch.from_numpy(np.asarray(index, dtype=np.int64))}
-        if self.data.targets is not None:
-            batch["targets"] = torch.from_numpy(self.data.targets[index])
-        if self.data.token_targets is not None:
-            batch["tags"] = pad_token_targets(self.data, index)
+        batch.update(self.targets(self.data, index))
         for key, (values, value_offsets) in self.data.token_features().items():
             batch[key] = pad_token_features(self.data, index, values, value_offsets)
         if self.pin_memory:

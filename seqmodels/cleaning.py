@@ -79,7 +79,7 @@ class CleanConfig:
     keep_chars: str = "unicode"
     max_tokens: int | None = field(default=DEFAULT_MAX_TOKENS, metadata={
         "help": "a longer text keeps its first N tokens; predictions say so in 'reason'; 0 for no cap",
-        "parse": lambda text: token_cap(text), "metavar": "N"})
+        "parse": token_cap, "metavar": "N"})
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:

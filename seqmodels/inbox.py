@@ -1,4 +1,4 @@
-"""Exactly-once batch prediction (classification or tagging) of an inbox of text files into Parquet.
+"""Exactly-once batch prediction of an inbox of text files into Parquet, for a model of any task kind.
 
 - A **ledger** (``OUTPUT/_ledger.jsonl``, append-only) records every processed file by path and
   content hash; a file is new when its (path, hash) pair is not in it. A quarantined file that was
@@ -191,18 +191,34 @@ def existing_output(output: str | Path, item: InboxFile) -> Path | None:
 
 
 PredictFn = Callable[[list], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """How a model predicts an inbox file: ``predict(texts)`` returns one row of prediction columns per text;
+    ``types`` fixes those columns' Arrow types (every chunk of every file has the same schema); ``counts(table)``
+    summarises a chunk's predictions for the run's report (rows per label, entities per type...)."""
+
+    predict: PredictFn
+    types: dict = field(default_factory=dict)
+    counts: Callable[[pa.Table], dict] = lambda table: {}
+
+    def __call__(self, texts: list) -> pd.DataFrame:
+        return self.predict(texts)
 T = TypeVar("T")
 
 
-def predict_file(item: InboxFile, output: str | Path, predict: PredictFn, columns: dict, spec: ReadSpec,
+def predict_file(item: InboxFile, output: str | Path, predict: Prediction | PredictFn, columns: dict, spec: ReadSpec,
                  today: dt.date | None = None) -> FileOutcome:
     """Stream a snapshot of ``item`` through ``predict`` into ``OUTPUT/date=YYYY-MM-DD/``.
 
     ``predict(texts)`` returns a DataFrame of prediction columns, one row per text (empty texts are
     not passed: their rows get null predictions and ``reason = "empty text"``); a ``reason`` column in
     it is kept. ``columns`` are constant columns added to every row (model name, version, run id).
-    Any failure of the file quarantines it; a file that vanished is skipped.
+    Any failure of the file quarantines it; a file that vanished is skipped. A plain function ``predict``
+    gets the prediction columns' types from the data and no counts (see :class:`Prediction`).
     """
+    predict = predict if isinstance(predict, Prediction) else Prediction(predict)
     started = time.monotonic()
     output = Path(output)
     try:
@@ -243,7 +259,7 @@ def _snapshot(source: BinaryIO, item: InboxFile, folder: Path) -> tuple[Path, In
     return Path(name), InboxFile(item.path, digest.hexdigest(), size)
 
 
-def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: PredictFn, columns: dict,
+def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: Prediction, columns: dict,
                       spec: ReadSpec, today: dt.date | None, started: float) -> FileOutcome:
     """Write (or recover) the predictions of one snapshot; quarantine the file on a :class:`FileFault`."""
     done = existing_output(output, item)
@@ -266,7 +282,7 @@ def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: Pr
     return _record(output, item, outcome, started)
 
 
-def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: PredictFn, columns: dict,
+def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Prediction, columns: dict,
                        spec: ReadSpec) -> FileOutcome:
     """Read, predict and write chunk by chunk into ``tmp``; input or model failures raise :class:`FileFault`."""
     source = printable(item.path)
@@ -280,7 +296,7 @@ def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Pred
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
             outcome.rows += table.num_rows
-            _add_counts(outcome.label_counts, _prediction_counts(table))
+            _add_counts(outcome.label_counts, predict.counts(table))
             _add_counts(outcome.reason_counts, _reason_counts(table))
     finally:
         if writer is not None:
@@ -306,23 +322,13 @@ def _add_counts(total: dict, counts: dict) -> None:
         total[key] = total.get(key, 0) + n
 
 
-def _prediction_counts(table: pa.Table) -> dict[str, int]:
-    """What a file's predictions hold: rows per label (classifiers) or entities per type (BIO taggers)."""
-    if "label" in table.column_names:
-        return {str(k): int(n) for k, n in pd.Series(table.column("label").to_pylist()).value_counts().items()}
-    if "entities" in table.column_names:
-        types = [e["type"] for row in table.column("entities").to_pylist() if row for e in row]
-        return {str(k): int(n) for k, n in pd.Series(types, dtype=object).value_counts().items()}
-    return {}
-
-
 def _reason_counts(table: pa.Table) -> dict[str, int]:
     """Rows per non-null ``reason``."""
     reasons = pd.Series(table.column("reason").to_pylist(), dtype=object)
     return {str(k): int(n) for k, n in reasons.value_counts().items()}
 
 
-def _predict_chunk(chunk: pd.DataFrame, source: str, predict: PredictFn, columns: dict) -> pa.Table:
+def _predict_chunk(chunk: pd.DataFrame, source: str, predict: Prediction, columns: dict) -> pa.Table:
     """Predictions for one chunk; empty texts keep their row with null predictions and a reason.
 
     ``reason`` is "empty text" for a blank raw text, else the predictor's own ``reason`` when it gives one
@@ -341,7 +347,7 @@ def _predict_chunk(chunk: pd.DataFrame, source: str, predict: PredictFn, columns
     reasons = _spread(predicted["reason"].tolist() if "reason" in predicted.columns else [], filled, len(chunk))
     reasons[empty] = EMPTY_TEXT
     frame["reason"] = pd.Series(reasons, dtype=object)
-    return pa.Table.from_pandas(frame, preserve_index=False, schema=_schema(frame))
+    return pa.Table.from_pandas(frame, preserve_index=False, schema=_schema(frame, predict.types))
 
 
 def _spread(values: list, positions: np.ndarray, length: int) -> np.ndarray:
@@ -352,17 +358,14 @@ def _spread(values: list, positions: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-KNOWN_TYPES = {"source_file": pa.string(), "row": pa.int64(), "text": pa.string(), "label": pa.string(),
-               "score": pa.float64(), "model_name": pa.string(), "model_version": pa.string(), "run_id": pa.string(),
-               "reason": pa.string(), "tokens": pa.list_(pa.string()), "tags": pa.list_(pa.string()),
-               "entities": pa.list_(pa.struct([("type", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-                                               ("text", pa.string()), ("char_start", pa.int64()),
-                                               ("char_end", pa.int64())]))}
+KNOWN_TYPES = {"source_file": pa.string(), "row": pa.int64(), "text": pa.string(), "model_name": pa.string(),
+               "model_version": pa.string(), "run_id": pa.string(), "reason": pa.string()}  # every model's columns
 
 
-def _schema(frame: pd.DataFrame) -> pa.Schema:
+def _schema(frame: pd.DataFrame, prediction_types: dict) -> pa.Schema:
     """Fixed types for the contract columns, so every chunk of every file has the same schema."""
-    return pa.schema([pa.field(n, KNOWN_TYPES[n]) if n in KNOWN_TYPES else pa.field(n, pa.array(frame[n]).type)
+    types = {**KNOWN_TYPES, **prediction_types}
+    return pa.schema([pa.field(n, types[n]) if n in types else pa.field(n, pa.array(frame[n]).type)
                       for n in frame.columns])
 
 

@@ -39,7 +39,7 @@ def plot_confusion_matrix(confusion: np.ndarray, labels: list[str], path: str | 
 
 
 def plot_learning_curves(history: list[dict], path: str | Path) -> Path:
-    """Train / validation loss and validation accuracy per epoch."""
+    """Train / validation loss, and the other validation metrics of the history (accuracy, F1...) per epoch."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
@@ -48,9 +48,12 @@ def plot_learning_curves(history: list[dict], path: str | Path) -> Path:
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     loss_ax.legend()
-    acc_ax.plot(epochs, [r["val_accuracy"] for r in history], color="tab:green")
+    for key in dict.fromkeys(k for r in history for k in r if k.startswith("val_") and k != "val_loss"):
+        acc_ax.plot(epochs, [r.get(key) for r in history], label=key.removeprefix("val_"))
     acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("validation accuracy")
+    acc_ax.set_ylabel("validation metric")
+    if len(acc_ax.lines):
+        acc_ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -3,7 +3,7 @@
 A model directory is everything needed to predict, and nothing pickled: ``model.pt`` (state_dict),
 ``model.json`` (task kind + model config), ``featurizer.json`` + ``vocab.json`` (preprocessing and
 vocabulary), ``labels.json`` (label map). The MLflow pyfunc and the nightly batch flow both predict
-through :func:`load_predictor`.
+through :func:`seqmodels.kinds.load_predictor`, which picks the kind from ``model.json``.
 """
 
 from __future__ import annotations
@@ -46,15 +46,3 @@ def load_model_parts(directory: str | Path, config_cls, model_cls, device: str =
     model = model_cls(config_cls.from_dict(read_model_meta(directory)["model_config"]))
     model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
     return model.to(target), Featurizer.load(directory), LabelMap.load(directory / "labels.json"), target
-
-
-def load_predictor(directory: str | Path, device: str = "auto"):
-    """The predictor for whatever task kind the model directory holds."""
-    from seqmodels.kinds import get_kind  # late: a kind's predictor imports this module
-
-    task = read_model_meta(directory)["task"]
-    try:
-        kind = get_kind(task)
-    except ValueError as err:
-        raise ValueError(f"{directory}: {err}") from None
-    return kind.load_predictor(directory, device)

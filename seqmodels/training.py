@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from seqmodels.batching import batch_to_device
+from seqmodels.metrics import higher_is_better
 
 log = logging.getLogger(__name__)
-_LOGGED = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s")
+_UNLOGGED = ("epoch", "lr", "epoch_time_s")  # in the epoch log line apart from the metrics
 
 # Process-wide, because a signal handler runs in the main thread while Prefect may run the training task in a
 # worker thread; an Event is safe to set from a signal handler and cheap to poll once per batch.
@@ -100,7 +101,11 @@ class TrainResult:
 
 
 class Callback(Protocol):
+    """Training events; a callback implements the ones it wants (the trainer skips the others)."""
+
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None: ...
+
+    def on_batch_end(self, trainer: "Trainer", epoch: int, batch: int, loss: float) -> None: ...
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -125,8 +130,6 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, config: TrainerConfig, train_loader, val_loader,
                  checkpoint_dir: str | Path | None = None, callbacks: Iterable[Callback] = (),
                  val_scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None):
-        if config.monitor not in ("val_loss", "val_accuracy") and val_scorer is None:
-            raise ValueError(f"monitor={config.monitor!r} needs a val_scorer that returns it")
         self.config = config
         self.val_scorer = val_scorer
         self.device = resolve_device(config.device)
@@ -136,7 +139,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.use_amp = config.amp and self.device.type == "cuda"
         self.optimizer = make_adam(model.parameters(), config.lr, config.weight_decay)
-        self.maximize = config.monitor != "val_loss"
+        self.maximize = higher_is_better(config.monitor.removeprefix("val_"))
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max" if self.maximize else "min", factor=config.lr_factor, patience=config.lr_patience)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -162,12 +165,12 @@ class Trainer:
                 self.result.stop_reason = "time_budget"
                 break
             with self._averaged_weights():
-                val_loss, val_accuracy = self.evaluate(self.val_loader)
-                record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+                record = {"epoch": epoch, "train_loss": train_loss,
+                          **{f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()}}
                 if self.val_scorer is not None:
                     self.model.eval()
                     record.update(self.val_scorer(self.model))
-                score = record[self.config.monitor]
+                score = self._monitored(record)
                 improved = self._improves(score)
                 if improved:
                     self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -176,17 +179,15 @@ class Trainer:
             self.result.history.append(record)
             self.result.train_time_s = time.monotonic() - started
             if improved:
-                self.result.best_val_loss, self.result.best_epoch = val_loss, epoch
+                self.result.best_val_loss, self.result.best_epoch = record["val_loss"], epoch
                 self.result.best_score = score
                 epochs_without_gain = 0
             else:
                 epochs_without_gain += 1
             self._save_checkpoints(epoch, improved)
-            extra = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _LOGGED)
-            log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f%s  %.1fs%s", epoch, train_loss,
-                     val_loss, val_accuracy, extra, record["epoch_time_s"], "  *best*" if improved else "")
-            for callback in self.callbacks:
-                callback.on_epoch_end(self, record)
+            metrics = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _UNLOGGED)
+            log.info("epoch %d%s  %.1fs%s", epoch, metrics, record["epoch_time_s"], "  *best*" if improved else "")
+            self._notify("on_epoch_end", record)
             if epochs_without_gain >= self.config.patience:
                 self.result.stop_reason = "early_stopping"
                 break
@@ -222,6 +223,14 @@ class Trainer:
                 for param, weights in zip(params, trained):
                     param.copy_(weights)
 
+    def _monitored(self, record: dict) -> float:
+        """The value of ``config.monitor`` in an epoch's record; a clear error when nothing provides it."""
+        if self.config.monitor not in record:
+            raise ValueError(f"monitor={self.config.monitor!r} is not among the validation metrics "
+                             f"{sorted(k for k in record if k.startswith('val_'))}: the model's step or the "
+                             "val_scorer must return it")
+        return record[self.config.monitor]
+
     def _improves(self, score: float) -> bool:
         if self.result.best_epoch == 0:
             return True
@@ -250,25 +259,39 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self._update_average()
-            n = int(out["count"])
-            total, count = total + float(out["loss"].detach()) * n, count + n
+            n, loss = int(out["count"]), float(out["loss"].detach())
+            total, count = total + loss * n, count + n
+            self._notify("on_batch_end", epoch, count, loss)
         return total / max(count, 1), True
 
     @torch.no_grad()
-    def evaluate(self, loader) -> tuple[float, float]:
-        """Mean loss and accuracy of the current weights over ``loader``."""
+    def evaluate(self, loader) -> dict[str, float]:
+        """Mean ``loss`` over ``loader``, and each count the model's ``step`` returns besides ``loss`` and
+        ``count`` (e.g. ``accuracy``: correct predictions) divided by the total ``count``."""
         self.model.eval()
-        loss, correct, count = 0.0, 0, 0
+        sums: dict[str, float] = {"loss": 0.0}
+        count = 0
         for batch in loader:
             self._stop_if_requested(None)
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch)
             n = int(out["count"])
-            loss, correct, count = loss + float(out["loss"]) * n, correct + int(out["correct"]), count + n
-        return loss / max(count, 1), correct / max(count, 1)
+            count += n
+            sums["loss"] += float(out["loss"]) * n
+            for key, value in out.items():
+                if key not in ("loss", "count"):
+                    sums[key] = sums.get(key, 0.0) + float(value)
+        return {key: total / max(count, 1) for key, total in sums.items()}
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _notify(self, event: str, *args) -> None:
+        """Call ``event`` on every callback that implements it."""
+        for callback in self.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is not None:
+                handler(self, *args)
+
     def _stop_if_requested(self, epoch: int | None) -> None:
         """Raise :class:`TrainingStopped` when a stop was requested: nothing after it (saving, registering) runs."""
         if not _STOP_REQUESTED.is_set():

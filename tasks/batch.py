@@ -14,8 +14,9 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from seqmodels.inbox import InboxFile, find_new_files, inbox_spec, predict_file
-from seqmodels.predict import load_predictor
+from seqmodels.inbox import InboxFile, Prediction, find_new_files, inbox_spec, predict_file
+from seqmodels.kinds import get_kind, load_predictor
+from seqmodels.predict import read_model_meta
 from tasks.settings import configure_mlflow, data_dir
 
 
@@ -93,10 +94,11 @@ def _predictor(model_dir: str, device: str):
 def predict_one_file(item: dict, output: str, model: dict, text_col: str, batch_size: int, device: str,
                      chunk_rows: int = 65_536) -> dict:
     """Stream one file through the model into Parquet (or quarantine it); record it in the ledger."""
-    predictor = _predictor(model["model_dir"], device)
+    predictor, kind = _predictor(model["model_dir"], device), get_kind(read_model_meta(model["model_dir"])["task"])
+    prediction = Prediction(lambda texts: predictor.predict_texts(texts, batch_size), kind.output_types,
+                            kind.prediction_counts)
     columns = {"model_name": model["model_name"], "model_version": model["model_version"], "run_id": model["run_id"]}
-    outcome = predict_file(InboxFile(**item), output, lambda texts: predictor.predict_texts(texts, batch_size),
-                           columns, inbox_spec(item["path"], text_col, chunk_rows))
+    outcome = predict_file(InboxFile(**item), output, prediction, columns, inbox_spec(item["path"], text_col, chunk_rows))
     return asdict(outcome)
 
 

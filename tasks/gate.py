@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seqmodels.digest import parquet_text_hashes, read_text_hashes
-from seqmodels.kinds import get_kind, higher_is_better
+from seqmodels.kinds import get_kind
+from seqmodels.metrics import higher_is_better
 from seqmodels.locking import file_lock
 from seqmodels.predict import read_model_meta
 from tasks.settings import data_dir
@@ -155,9 +156,12 @@ def compared_rows(request: GateRequest, champion_dir: str, tmp: str, config: Gat
 
 
 def decide(metric: str, score: float, champion_score: float | None, champion_version: str | None,
-           baseline: float) -> tuple[str, str]:
-    """``(alias, reason)``: champion if it beats the majority class and is at least as good as the champion."""
-    higher = higher_is_better(metric)
+           baseline: float, higher: bool | None = None) -> tuple[str, str]:
+    """``(alias, reason)``: champion if it beats the majority class and is at least as good as the champion.
+
+    ``higher``: whether a larger ``metric`` is better (the task kind says; default from the metric's name).
+    """
+    higher = higher_is_better(metric) if higher is None else higher
 
     def beats(a: float, b: float) -> bool:
         return a > b if higher else a < b
@@ -168,8 +172,10 @@ def decide(metric: str, score: float, champion_score: float | None, champion_ver
     if champion_score is None:
         return CHAMPION, f"{metric} {score:.4f} beats the majority class ({baseline:.4f}); no champion before"
     if beats(champion_score, score):
-        return CHALLENGER, f"{metric} {score:.4f} is below champion v{champion_version}'s {champion_score:.4f}"
-    return CHAMPION, f"{metric} {score:.4f} is at least champion v{champion_version}'s {champion_score:.4f}"
+        return CHALLENGER, (f"{metric} {score:.4f} is worse than champion v{champion_version}'s {champion_score:.4f} "
+                            f"({'higher' if higher else 'lower'} is better)")
+    return CHAMPION, (f"{metric} {score:.4f} is as good as or better than champion v{champion_version}'s "
+                      f"{champion_score:.4f} ({'higher' if higher else 'lower'} is better)")
 
 
 def _scores(client, request: GateRequest, champion: str | None, tmp: str,
@@ -191,8 +197,10 @@ def run_gate(client, request: GateRequest, lock_path: Path, config: GateConfig |
     with gate_lock(lock_path, config.lock_timeout_s), tempfile.TemporaryDirectory() as tmp:
         champion = current_champion(client, request.model_name, request.version)
         score, champion_score, rows_path, rows, excluded, basis = _scores(client, request, champion, tmp, config)
-        baseline = get_kind(request.task_kind).baseline_score(rows_path, request.metric)
-        alias, reason = decide(request.metric, score, champion_score, champion, baseline)
+        kind = get_kind(request.task_kind)
+        baseline = kind.baseline_score(rows_path, request.metric)
+        alias, reason = decide(request.metric, score, champion_score, champion, baseline,
+                               kind.higher_is_better(request.metric))
         decision = GateDecision(alias, reason, request.metric, float(score), champion_score, champion,
                                 float(baseline), rows, excluded, basis)
         client.set_registered_model_alias(request.model_name, alias, request.version)

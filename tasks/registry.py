@@ -10,27 +10,35 @@ from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 import seqmodels
+from seqmodels.kinds import get_kind
 from seqmodels.predict import read_model_meta
 from tasks.gate import GateDecision, GateRequest, gate_lock_path, run_gate
 from tasks.settings import configure_mlflow
 
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PIP_REQUIREMENTS = ["torch>=2.4,<2.14", "numpy", "pandas", "pyarrow", "nltk", "mlflow>=3,<4"]
-EXAMPLE_TEXTS = {"classify": ["Stocks rally as oil prices fall", "Team wins the championship final"],
-                 "tag": ["Peter Navarro said on Sunday that the EU rejects German calls."]}
 
 
-def model_signature(task_kind: str, example: pd.DataFrame):
-    """The pyfunc input schema: ``text`` for classifiers; ``text`` or pre-tokenised ``tokens`` for taggers."""
-    from mlflow.models import infer_signature
+def model_signature(kind):
+    """The pyfunc signature of a task kind: its ``input_columns``, and its ``predict_params`` (typed by their
+    defaults) so that ``predict(..., params=...)`` reaches the predictor."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types import DataType
-    from mlflow.types.schema import Array, ColSpec, Schema
+    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-    if task_kind != "tag":
-        return infer_signature(example)
-    return ModelSignature(inputs=Schema([ColSpec(DataType.string, "text", required=False),
-                                         ColSpec(Array(DataType.string), "tokens", required=False)]))
+    types = {"string": DataType.string, "list[string]": Array(DataType.string)}
+    inputs = Schema([ColSpec(types[c.type], c.name, required=c.required) for c in kind.input_columns])
+    params = [ParamSpec(name, _param_type(default), default)
+              for name, default in kind.predict_params.items()]
+    return ModelSignature(inputs=inputs, params=ParamSchema(params) if params else None)
+
+
+def _param_type(default) -> str:
+    """MLflow's type name for a parameter default."""
+    for python_type, name in ((bool, "boolean"), (int, "long"), (float, "double"), (str, "string")):
+        if isinstance(default, python_type):
+            return name
+    raise TypeError(f"predict parameter default {default!r}: use a bool, int, float or str")
 
 
 @task
@@ -96,12 +104,13 @@ def _log_and_register(run_id: str, model_dir: str, model_name: str, task_kind: s
     """Log the pyfunc into the run, its test metrics onto the logged model; register it; the new version."""
     import mlflow
 
-    example = pd.DataFrame({"text": EXAMPLE_TEXTS[task_kind]})
+    kind = get_kind(task_kind)
+    example = pd.DataFrame(kind.input_example)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"model_dir": model_dir},
             code_paths=[str(Path(seqmodels.__file__).parent)], pip_requirements=PIP_REQUIREMENTS,
-            input_example=example, signature=model_signature(task_kind, example))
+            input_example=example, signature=model_signature(kind))
         if metrics:
             mlflow.log_metrics({f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id)
     return str(mlflow.register_model(info.model_uri, model_name).version)

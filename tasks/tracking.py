@@ -26,13 +26,18 @@ def start_tracking(tracking_uri: str, run_name: str, params: dict, tags: dict, h
 
 
 def model_params(model_dir: str) -> dict:
-    """``model.*`` / ``encoder.*`` / ``train.monitor`` as the trained model used them (``model.json``,
-    ``history.json``): sizes known only after the vocabulary and label map were fitted."""
+    """``model.*`` / ``<nested config>.*`` / ``train.monitor`` as the trained model used them (``model.json``,
+    ``history.json``): sizes known only after the vocabulary and label map were fitted. A list field
+    (``tag_names``) is logged as its length (``model.num_tags``)."""
     config = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))["model_config"]
-    params = {f"model.{k}": v for k, v in config.items() if k not in ("encoder", "tag_names")}
-    params.update({f"encoder.{k}": v for k, v in config["encoder"].items()})
-    if "tag_names" in config:
-        params["model.num_tags"] = len(config["tag_names"])
+    params = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            params.update({f"{key}.{k}": v for k, v in value.items()})
+        elif isinstance(value, list):
+            params[f"model.num_{key.removesuffix('_names')}s"] = len(value)
+        else:
+            params[f"model.{key}"] = value
     history = json.loads((Path(model_dir) / "history.json").read_text(encoding="utf-8"))
     if "monitor" in history:
         params["train.monitor"] = history["monitor"]

@@ -2,7 +2,7 @@
 
 from prefect.utilities.callables import parameter_schema
 
-from deployments.serve import NightlySettings, nightly_deployment, tagger_training_deployment, training_deployment
+from deployments.serve import NightlySettings, nightly_deployment, training_deployment, training_deployments
 from flows.batch_flow import batch_predict_flow
 from flows.train_flow import train_classifier_flow, train_tagger_flow
 
@@ -21,7 +21,7 @@ def test_nightly_deployment_schedule_and_parameters():
 
 
 def test_training_deployment_has_a_typed_form():
-    deployment = training_deployment()
+    deployment = training_deployment("classify")
     assert not deployment.schedules
     assert deployment.flow_name == "train-classifier"
     schema = parameter_schema(train_classifier_flow)
@@ -32,7 +32,7 @@ def test_training_deployment_has_a_typed_form():
 
 
 def test_tagger_training_deployment_has_a_typed_form():
-    deployment = tagger_training_deployment()
+    deployment = training_deployment("tag")
     assert deployment.flow_name == "train-tagger" and not deployment.schedules
     schema = parameter_schema(train_tagger_flow)
     assert set(schema.properties["format"]["enum"]) == {"conll2003", "conllu", "gmb", "tsv"}
@@ -46,3 +46,16 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("SEQFLOW_NIGHTLY_MODEL_NAME", "topics")
     settings = NightlySettings.from_env()
     assert settings.cron == "30 3 * * *" and settings.model_name == "topics"
+
+
+def test_every_kind_has_a_training_deployment_whose_form_describes_every_field():
+    from flows.train_flow import training_flow
+    from seqmodels.kinds import kind_names
+
+    deployments = training_deployments()
+    assert [d.flow_name for d in deployments] == [training_flow(k).name for k in kind_names()]
+    for kind_name in kind_names():
+        schema = parameter_schema(training_flow(kind_name))
+        undescribed = [name for name, spec in schema.properties.items() if not spec.get("description")]
+        assert not undescribed, f"{kind_name}: no description for {undescribed}"
+        assert {"train", "model_name", "epochs", "device", "seed"} <= set(schema.properties)

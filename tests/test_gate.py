@@ -184,3 +184,23 @@ def test_too_few_unseen_rows_fall_back_to_the_full_test_split_saying_so(tmp_path
     assert (rows, excluded) == (60, 0) and "only 10 of 60 rows are unseen by both models" in basis
     rows_path, rows, excluded, basis = compared_rows(request, champion, str(tmp_path), GateConfig(min_rows=10))
     assert (rows, excluded) == (10, 50) and pd.read_parquet(rows_path)["text"].tolist()[0] == "Text 50"
+
+
+@pytest.mark.parametrize("higher, better, worse, constant", [(True, 0.9, 0.8, 0.5), (False, 1.9, 2.1, 4.0)])
+def test_the_gate_decides_in_the_direction_it_is_given(higher, better, worse, constant):
+    """Accuracy-like metrics promote the larger value, perplexity-like ones the smaller; ties keep the newcomer."""
+    from tasks.gate import CHALLENGER, CHAMPION, decide
+
+    assert decide("m", better, worse, "3", constant, higher)[0] == CHAMPION
+    alias, reason = decide("m", worse, better, "3", constant, higher)
+    assert alias == CHALLENGER and f"({'higher' if higher else 'lower'} is better)" in reason
+    assert decide("m", better, better, "3", constant, higher)[0] == CHAMPION
+    assert decide("m", constant, None, None, constant, higher)[0] == CHALLENGER  # no better than the constant
+    assert decide("m", worse, None, None, constant, higher)[0] == CHAMPION
+
+
+def test_the_direction_defaults_from_the_metric_name():
+    from tasks.gate import CHAMPION, decide
+
+    assert decide("perplexity", 3.0, 4.0, "1", 50.0)[0] == CHAMPION
+    assert decide("accuracy", 0.9, 0.8, "1", 0.3)[0] == CHAMPION

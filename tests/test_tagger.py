@@ -85,14 +85,14 @@ def test_tiny_tagger_overfits_to_f1_one(tmp_path, crf):
 def test_trainer_keeps_the_epoch_with_the_best_monitored_score():
     scores = iter([0.5, 0.9, 0.7, 0.6])
     model = torch.nn.Linear(1, 1)
-    model.step = lambda batch: {"loss": model(batch["x"]).sum() * 0, "correct": torch.tensor(0), "count": torch.tensor(1)}
+    model.step = lambda batch: {"loss": model(batch["x"]).sum() * 0, "count": torch.tensor(1)}
     batches = [{"x": torch.ones(1, 1)}]
     trainer = Trainer(model, TrainerConfig(epochs=4, patience=2, monitor="val_f1", progress=False), batches, batches,
                       val_scorer=lambda m: {"val_f1": next(scores)})
     result = trainer.fit()
     assert result.best_epoch == 2 and result.best_score == 0.9 and result.stop_reason == "early_stopping"
-    with pytest.raises(ValueError, match="needs a val_scorer"):
-        Trainer(model, TrainerConfig(monitor="val_f1"), batches, batches)
+    with pytest.raises(ValueError, match="monitor='val_f1' is not among the validation metrics"):
+        Trainer(model, TrainerConfig(monitor="val_f1", progress=False), batches, batches).fit()
 
 
 def test_subwords_by_default_for_pos_but_not_for_entities(tmp_path):

@@ -51,8 +51,8 @@ def test_overfits_a_tiny_batch():
     trainer = make_trainer(make_model(), epochs=40)
     trainer.train_loader = trainer.val_loader = BatchLoader(toy_data(16), 16)
     trainer.fit()
-    loss, accuracy = trainer.evaluate(trainer.val_loader)
-    assert accuracy == 1.0 and loss < 0.05
+    scores = trainer.evaluate(trainer.val_loader)
+    assert scores["accuracy"] == 1.0 and scores["loss"] < 0.05
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -123,7 +123,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     result = trainer.fit()
     best = min(result.history, key=lambda r: r["val_loss"])
     assert result.best_epoch == best["epoch"]
-    loss, _ = trainer.evaluate(trainer.val_loader)
+    loss = trainer.evaluate(trainer.val_loader)["loss"]
     assert loss == pytest.approx(best["val_loss"], rel=1e-5)
 
 
@@ -136,7 +136,7 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights():
 
     def step(batch):
         loss = torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
-        return {"loss": loss, "correct": torch.tensor(0), "count": torch.tensor(len(batch["x"]))}
+        return {"loss": loss, "count": torch.tensor(len(batch["x"]))}
 
     model.step = step
     batches = [{"x": x[i:i + 8], "y": y[i:i + 8]} for i in range(0, 64, 8)]
@@ -215,3 +215,38 @@ def test_a_stop_request_from_another_thread_ends_training_in_a_worker_thread(sto
     request_stop()
     worker.join(timeout=120)  # a guard against a hang, not a timing assertion
     assert not worker.is_alive() and len(outcome) == 1 and len(steps) < 10**6
+
+
+def test_evaluation_sums_whatever_counts_the_step_returns():
+    """A step's extra outputs are counts over ``count``: the trainer reports each as a mean, names unchanged."""
+    model = torch.nn.Linear(1, 1)
+    model.step = lambda batch: {"loss": batch["n"].float(), "count": batch["n"], "hits": batch["n"] - 1,
+                                "spans": torch.tensor(2)}
+    batches = [{"n": torch.tensor(2)}, {"n": torch.tensor(4)}]
+    trainer = Trainer(model, TrainerConfig(progress=False), batches, batches)
+    scores = trainer.evaluate(batches)
+    assert scores == {"loss": pytest.approx((2 * 2 + 4 * 4) / 6), "hits": pytest.approx(4 / 6),
+                      "spans": pytest.approx(4 / 6)}
+
+
+def test_batch_and_epoch_callbacks_fire_and_an_epoch_only_callback_is_enough():
+    events = []
+
+    class Both:
+        def on_batch_end(self, trainer, epoch, seen, loss):
+            events.append(("batch", epoch, seen))
+
+        def on_epoch_end(self, trainer, record):
+            events.append(("epoch", record["epoch"]))
+
+    class EpochOnly:
+        def on_epoch_end(self, trainer, record):
+            events.append(("epoch-only", record["epoch"]))
+
+    trainer = make_trainer(make_model(), epochs=2)
+    trainer.callbacks = [Both(), EpochOnly()]
+    trainer.fit()
+    batches = len(trainer.train_loader)
+    assert [e for e in events if e[0] == "batch" and e[1] == 1][-1] == ("batch", 1, 64)
+    assert len([e for e in events if e[0] == "batch"]) == 2 * batches
+    assert ("epoch", 2) in events and ("epoch-only", 2) in events

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
-from seqmodels.training import TrainerConfig
-from seqmodels.vocab import VocabConfig
 
 POOLINGS = ("last", "max", "mean", "last_max")
-
-# Classifier training defaults, measured on AG News 10k (bench/exp_classify.py, 3 seeds): batches of 128 at
-# lr 2e-3 match 64 at 1e-3 in accuracy (0.801 vs 0.802) at ~25 % less time per epoch; validation loss
-# turned up right after its minimum in every run, so 2 epochs of patience lose nothing and save one.
-CLASSIFIER_TRAINING = TrainerConfig(batch_size=128, lr=2e-3, patience=2)
-# Words seen once in training become <unk> (their character n-grams still reach the model): over 5 seeds
-# 0.810 test accuracy vs 0.804 with every word in the vocabulary, and a smaller embedding table.
-CLASSIFIER_VOCAB = VocabConfig(max_size=50_000, min_freq=2)
 
 
 @dataclass
@@ -29,9 +20,10 @@ class ClassifierConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     num_classes: int = 2
-    pooling: str = "max"
+    pooling: Literal["last", "max", "mean", "last_max"] = field(default="max", metadata={
+        "help": "how RNN outputs become one vector: final states of both directions, max, mean"})
     head_hidden_dim: int = 100
-    head_dropout: float = 0.3
+    head_dropout: float = field(default=0.3, metadata={"help": "dropout between RNN layers and in the head"})
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -81,11 +73,11 @@ class RNNClassifier(nn.Module):
         return maxed if self.config.pooling == "max" else torch.cat([final, maxed], dim=-1)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The trainer's view of the model: loss, and correct / counted predictions for accuracy."""
+        """The trainer's view of the model: loss, and the correct predictions (``accuracy``, a count) among ``count``."""
         logits = self(batch)
         targets = batch["targets"]
         loss = F.cross_entropy(logits.float(), targets, weight=self.class_weights)
-        return {"loss": loss, "correct": (logits.argmax(-1) == targets).sum(), "count": torch.tensor(len(targets))}
+        return {"loss": loss, "accuracy": (logits.argmax(-1) == targets).sum(), "count": torch.tensor(len(targets))}
 
     @torch.no_grad()
     def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from seqmodels.batching import SequenceData
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.kinds.classify.metrics import classification_metrics
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
@@ -41,6 +42,11 @@ def _encoded(path, featurizer: Featurizer, labels: LabelMap):
     return featurizer.encode(cleaned, tokens, labels.encode(names))
 
 
+def label_targets(data: SequenceData, index: np.ndarray) -> dict[str, torch.Tensor]:
+    """A classifier batch's targets: ``targets (batch,)`` class ids."""
+    return {"targets": torch.from_numpy(data.targets[index])}
+
+
 def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0)."""
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
@@ -60,7 +66,7 @@ def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint
     config = replace(model_config, encoder=encoder, num_classes=len(labels))
     weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
     return fit_and_save("classify", RNNClassifier(config, class_weights=weights), featurizer, labels, train_data,
-                        val_data, model_dir, checkpoint_dir, trainer_config, resume, callbacks)
+                        val_data, model_dir, checkpoint_dir, trainer_config, resume, callbacks, targets=label_targets)
 
 
 def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredictor, list[str], list[str]]:

@@ -13,10 +13,6 @@ from seqmodels.models.dropout import FastDropout
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
 from seqmodels.kinds.tag.crf import CRF
 from seqmodels.kinds.tag.readers import is_bio_tagset
-from seqmodels.training import TrainerConfig
-
-# training defaults for taggers: smaller batches, more epochs, patience on validation F1
-TAGGER_TRAINING = TrainerConfig(epochs=50, batch_size=32, patience=8, lr_patience=3)
 
 
 def default_subword_buckets(tag_names) -> int:
@@ -41,8 +37,9 @@ class TaggerConfig:
 
     encoder: EncoderConfig = field(default_factory=_tagger_encoder)
     tag_names: list[str] = field(default_factory=list)
-    crf: bool = True
-    dropout: float = 0.5
+    crf: bool = field(default=True, metadata={
+        "help": "a CRF output layer (decoding constrained to valid BIO paths for BIO tags)"})
+    dropout: float = field(default=0.5, metadata={"help": "dropout between layers and before the tag layer"})
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -86,7 +83,8 @@ class RNNTagger(nn.Module):
         return torch.arange(like.shape[1], device=like.device)[None, :] < lengths[:, None]
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Loss per real token (CRF negative log-likelihood or cross-entropy) and token accuracy counts."""
+        """Loss per real token (CRF negative log-likelihood or cross-entropy) over ``count`` tokens. No accuracy
+        here: the decoded (Viterbi) one comes from the validation scorer."""
         emissions = self(batch).float()  # (batch, max_len, tags)
         tags, mask = batch["tags"], self.mask(batch, emissions)
         count = mask.sum()
@@ -95,8 +93,7 @@ class RNNTagger(nn.Module):
         else:
             loss = F.cross_entropy(emissions.reshape(-1, emissions.shape[-1]), tags.reshape(-1),
                                    ignore_index=IGNORE_TAG)  # (batch * max_len, tags) vs (batch * max_len,)
-        correct = ((emissions.argmax(-1) == tags) & mask).sum()
-        return {"loss": loss, "correct": correct, "count": count}
+        return {"loss": loss, "count": count}
 
     @torch.no_grad()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:

@@ -17,6 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+import torch
+
+from seqmodels.batching import SequenceData, pad_token_targets
 from seqmodels.parquet import write_parquet_atomic
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.fitting import fit_and_save
@@ -87,6 +90,11 @@ def encode_tagged(path: str | Path, featurizer: Featurizer, labels: LabelMap):
     return featurizer.encode(None, windows, token_targets=labels.encode(flat))
 
 
+def tag_targets(data: SequenceData, index: np.ndarray) -> dict[str, torch.Tensor]:
+    """A tagger batch's targets: ``tags (batch, max_len)`` tag ids, padding :data:`seqmodels.batching.IGNORE_TAG`."""
+    return {"tags": pad_token_targets(data, index)}
+
+
 def tag_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     """``accuracy`` (token level), and for BIO tag sets entity-level ``precision`` / ``recall`` / ``f1``."""
     metrics = {"accuracy": token_accuracy(gold, predicted)}
@@ -97,14 +105,15 @@ def tag_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
 
 
 def val_scorer(data, labels: LabelMap, batch_size: int = 512):
-    """A trainer hook: the decoded validation tags' ``val_f1`` (BIO) and ``val_tag_accuracy``."""
+    """A trainer hook: the decoded (Viterbi with a CRF) validation tags' ``val_f1`` (BIO) and token accuracy
+    (``val_accuracy``, and ``val_tag_accuracy`` as before)."""
     gold_ids = [data.token_targets[a:b] for a, b in zip(data.offsets[:-1], data.offsets[1:])]
     names = np.asarray(labels.labels, dtype=object)
     gold = [names[g].tolist() for g in gold_ids]
 
     def score(model) -> dict[str, float]:
         metrics = tag_scores(gold, decode_tags(model, data, names, next(model.parameters()).device, batch_size))
-        out = {"val_tag_accuracy": metrics["accuracy"]}
+        out = {"val_accuracy": metrics["accuracy"], "val_tag_accuracy": metrics["accuracy"]}
         if "f1" in metrics:
             out["val_f1"] = metrics["f1"]
         return out
@@ -130,7 +139,7 @@ def train_tagger(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir
     trainer_config = replace(trainer_config, monitor=monitor_for(labels))
     return fit_and_save("tag", RNNTagger(config), featurizer, labels, train_data, val_data, model_dir,
                         checkpoint_dir, trainer_config, resume, callbacks, val_scorer(val_data, labels),
-                        exact_length=True)
+                        exact_length=True, targets=tag_targets)
 
 
 def _predict_test(model_dir, test_path, device: str) -> tuple[TaggerPredictor, list[list[str]], list[list[str]]]:
