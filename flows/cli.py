@@ -6,12 +6,11 @@ Logs go to stderr; the last line on stdout is one JSON object, so scripts can ch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
-
-import dataclasses
 
 
 def add_train_kind(kinds, kind_name: str) -> None:

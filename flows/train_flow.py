@@ -26,7 +26,7 @@ from tasks.prepare import fit_tokenizer, ingest_file, preprocess_file, split_dat
 from tasks.registry import log_evaluation, register_model
 from tasks.settings import data_dir, tracking_uri
 from tasks.tracking import log_trained_model, report_training, start_tracking
-from tasks.train import config_params, evaluate_model, params_before_training, train_model
+from tasks.train import compare_with_baselines, config_params, evaluate_model, params_before_training, train_model
 
 PARTS = ("train", "val", "test")
 
@@ -74,6 +74,7 @@ def _evaluate_and_register(kind_name: str, model_dir: str, splits: dict, run_dir
                      if (path := run_dir / f"clean_{part}.parquet").exists()}  # texts: dropped / truncated
     data = log_trained_model(run_id, model_dir, splits, uri, preprocessing)
     evaluation = evaluate_model(kind_name, model_dir, splits["test"], str(run_dir / "evaluation"), options.device)
+    evaluation["metrics"].update(compare_with_baselines(kind_name, splits, options_dict(options), evaluation["metrics"]))
     log_evaluation(run_id, evaluation, uri)
     metric = evaluation["gate_metric"]
     registered = register_model(run_id, model_dir, options.model_name, splits["test"], uri,

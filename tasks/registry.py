@@ -51,7 +51,9 @@ def log_evaluation(run_id: str, evaluation: dict, tracking_uri: str) -> None:
 
     configure_mlflow(tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({"best_epoch": evaluation["best_epoch"], "train_time_s": evaluation["train_time_s"]})
+        baselines = {k: float(v) for k, v in evaluation["metrics"].items() if k.startswith("baseline_")}
+        mlflow.log_metrics({"best_epoch": evaluation["best_epoch"], "train_time_s": evaluation["train_time_s"],
+                            **baselines})
         mlflow.set_tag("stop_reason", evaluation["stop_reason"])
         for path in evaluation["files"].values():
             mlflow.log_artifact(path, artifact_path="evaluation")

@@ -53,6 +53,43 @@ def evaluate_model(kind_name: str, model_dir: str, test_path: str, out_dir: str,
             "stop_reason": history["stop_reason"], "train_time_s": history["train_time_s"]}
 
 
+@task
+def compare_with_baselines(kind_name: str, splits: dict[str, str], options: dict, metrics: dict) -> dict:
+    """Fit the kind's reference models on the same split; their ``baseline_*`` test metrics, and one log line
+    per baseline saying whether the model beats it and by how much."""
+    kind, opts = kind_and_options(kind_name, options)
+    baselines = kind.baselines(splits, opts)
+    for name, value in baselines.items():
+        metric = name.removeprefix("baseline_")
+        if metric in metrics and name != metric:
+            _logger().info(baseline_verdict(metric, metrics[metric], value, kind.higher_is_better(metric)))
+    return baselines
+
+
+def baseline_verdict(metric: str, score: float, baseline: float, higher: bool) -> str:
+    """One line: whether the model's test ``metric`` beats the baseline's, and by how much."""
+    margin = (score - baseline) if higher else (baseline - score)
+    if margin > 0:
+        return f"test {metric} {score:.4f} beats the linear baseline's {baseline:.4f} by {abs(score - baseline):.4f}"
+    if margin == 0:
+        return f"test {metric} {score:.4f} ties the linear baseline's {baseline:.4f}"
+    return (f"test {metric} {score:.4f} is worse than the linear baseline's {baseline:.4f} by "
+            f"{abs(score - baseline):.4f}: a linear model does better on this data")
+
+
+def _logger():
+    """The run's logger inside Prefect, else this module's."""
+    import logging
+
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def config_params(model_config, trainer_config: TrainerConfig) -> dict:
     """Flat parameters of the configs as given (the run's ``config.json``): ``model.<field>``, a nested config
     field's entries as ``<field>.<entry>`` (``encoder.hidden_dim``), ``train.<field>``. Lists (tag names, which

@@ -119,6 +119,11 @@ class TaskKind(ABC):
     def evaluate(self, model_dir: str, test_path: str, device: str = "auto") -> EvaluationReport:
         """Predict the test split as a registry consumer would and score it."""
 
+    def baselines(self, splits: dict[str, str], options) -> dict[str, float]:
+        """Reference models fitted on the same split, as ``baseline_<metric>`` test metrics beside the
+        model's ``<metric>`` (the run reports whether the model beats them); none by default."""
+        return {}
+
     # ---- the gate -----------------------------------------------------------------------------------
     @abstractmethod
     def gate_metric(self, metrics: dict[str, float]) -> str:

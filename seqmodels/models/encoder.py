@@ -114,8 +114,10 @@ class RecurrentEncoder(nn.Module):
         """Return per-step outputs ``(batch, max_len, out_dim)`` (zeros past each length) and final
         states ``(batch, out_dim)``: the forward direction at the last real token, the backward one at
         the first."""
-        tokens, lengths = batch["tokens"], batch["lengths"]
-        embedded = self.embedding_dropout(self.embed(batch))  # (batch, max_len, emb)
+        return self.encode(self.embedding_dropout(self.embed(batch)), batch["lengths"])
+
+    def encode(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The RNN over token vectors ``(batch, max_len, input_dim)``: outputs and final states as :meth:`forward`."""
         outputs, h_n = self._run_rnn(embedded, lengths.cpu())
         if isinstance(h_n, tuple):  # LSTM returns (h_n, c_n)
             h_n = h_n[0]

@@ -37,9 +37,16 @@ ClassifyOptions = options_class(
     options_from(ClassifierConfig(), {"dropout": "head_dropout"}, _MODEL),
     options_from(EncoderConfig(), ["embedding_dropout", "word_dropout"], _MODEL),
     options_from(FeaturizerConfig(), ["subword_buckets", "char_features"], _MODEL),
-    options_from(ClassifierConfig(), ["pooling"], _MODEL),
+    options_from(ClassifierConfig(), ["pooling", "bag"], _MODEL),
+    [("embeddings", str | None, option(None, "pretrained word vectors to start from: word2vec (text, or binary "
+                                             "if the name ends in .bin), GloVe or fastText .vec; the embedding "
+                                             "size becomes the file's", metavar="FILE", group=_MODEL)),
+     ("freeze_embeddings", bool, option(False, "keep the pretrained word vectors fixed while training",
+                                        group=_MODEL))],
     optimiser_options(CLASSIFIER_TRAINING),
-    [("class_weights", bool, option(False, "weight the loss by inverse class frequency", group="training options"))],
+    [("class_weights", bool, option(False, "weight the loss by inverse class frequency", group="training options")),
+     ("baseline", bool, option(True, "also fit a word + char TF-IDF linear SVM on the same split and report its "
+                                     "test accuracy (baseline_accuracy) beside the model's", group="training options"))],
     options_from(CLASSIFIER_VOCAB, {"vocab_level": "level", "max_vocab": "max_size", "min_freq": "min_freq"}, _MODEL),
     options_from(CleanConfig(), {"lowercase": "lower", "remove_stopwords": "remove_stopwords",
                                  "drop_parentheses": "drop_parentheses", "max_tokens": "max_tokens"}, _CLEAN,
@@ -72,11 +79,13 @@ class ClassifyKind(TaskKind):
                                 num_layers=options.num_layers, bidirectional=options.bidirectional,
                                 dropout=options.dropout, embedding_dropout=options.embedding_dropout,
                                 word_dropout=options.word_dropout)
-        return ClassifierConfig(pooling=options.pooling, head_dropout=options.dropout, encoder=encoder)
+        return ClassifierConfig(pooling=options.pooling, head_dropout=options.dropout, bag=options.bag, encoder=encoder)
 
     def run_params(self, options) -> dict:
         return {"text_col": options.text_col, "label_col": options.label_col, "vocab_level": options.vocab_level,
                 "max_vocab": options.max_vocab, "min_freq": options.min_freq, "class_weights": options.class_weights,
+                "baseline": options.baseline, "embeddings": options.embeddings,
+                "freeze_embeddings": options.freeze_embeddings,
                 "subword_buckets": options.subword_buckets, "char_features": options.char_features,
                 **{f"clean.{k}": v for k, v in asdict(clean_config(options)).items()}}
 
@@ -105,18 +114,31 @@ class ClassifyKind(TaskKind):
 
     def train(self, splits, featurizer_dir, run_dir, model_config, trainer_config, options, resume=False,
               callbacks=()) -> Path:
-        from seqmodels.kinds.classify.stages import train_classifier
+        from seqmodels.kinds.classify.stages import PretrainedEmbeddings, train_classifier
 
         run_dir = Path(run_dir)
+        embeddings = PretrainedEmbeddings(options.embeddings, options.freeze_embeddings) if options.embeddings else None
         model_dir, _ = train_classifier(splits["train"], splits["val"], featurizer_dir, run_dir / "model",
                                         run_dir / "checkpoints", model_config, trainer_config,
-                                        options.class_weights, resume, callbacks)
+                                        options.class_weights, resume, callbacks, embeddings)
         return model_dir
 
     def evaluate(self, model_dir, test_path, device="auto") -> EvaluationReport:
         from seqmodels.kinds.classify.stages import evaluate_classifier
 
         return EvaluationReport(**evaluate_classifier(model_dir, test_path, device))
+
+    def baselines(self, splits, options) -> dict[str, float]:
+        """The TF-IDF + LinearSVC baseline (:mod:`seqmodels.kinds.classify.baseline`) unless ``--no-baseline``."""
+        if not options.baseline:
+            return {}
+        import pyarrow.parquet as pq
+
+        from seqmodels.kinds.classify.baseline import linear_baseline
+
+        train, test = (pq.read_table(splits[part], columns=["text", "label"]) for part in ("train", "test"))
+        return linear_baseline(train.column("text").to_pylist(), train.column("label").to_pylist(),
+                               test.column("text").to_pylist(), test.column("label").to_pylist(), options.seed)
 
     def gate_metric(self, metrics: dict) -> str:
         return "accuracy"

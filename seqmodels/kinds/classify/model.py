@@ -24,6 +24,9 @@ class ClassifierConfig:
         "help": "how RNN outputs become one vector: final states of both directions, max, mean"})
     head_hidden_dim: int = 100
     head_dropout: float = field(default=0.3, metadata={"help": "dropout between RNN layers and in the head"})
+    bag: bool = field(default=False, metadata={
+        "help": "a fastText-style path beside the RNN: the mean of the token vectors (words + character n-grams), "
+                "linear into the class scores"})
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -54,19 +57,30 @@ class RNNClassifier(nn.Module):
             nn.Dropout(config.head_dropout),
             nn.Linear(config.head_hidden_dim, config.num_classes),
         )
+        self.bag = nn.Linear(config.encoder.input_dim, config.num_classes) if config.bag else None
         self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(batch, num_classes)`` for a padded batch (``tokens (batch, max_len)``, ``lengths``)."""
-        outputs, final = self.encoder(batch)
-        return self.head(self.pool(outputs, final, batch["lengths"]))
+        vectors = self.encoder.embedding_dropout(self.encoder.embed(batch))  # (batch, max_len, input_dim)
+        outputs, final = self.encoder.encode(vectors, batch["lengths"])
+        logits = self.head(self.pool(outputs, final, batch["lengths"]))
+        if self.bag is not None:
+            mask = self._mask(vectors, batch["lengths"])  # (batch, max_len, 1)
+            logits = logits + self.bag((vectors * mask).sum(1) / mask.sum(1).clamp(min=1))  # mean: (batch, input_dim)
+        return logits
+
+    @staticmethod
+    def _mask(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(batch, max_len, 1)`` bool: the real steps of ``steps (batch, max_len, dim)``."""
+        positions = torch.arange(steps.shape[1], device=steps.device)[None, :]  # (1, max_len)
+        return (positions < lengths.to(steps.device)[:, None]).unsqueeze(-1)
 
     def pool(self, outputs: torch.Tensor, final: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Pool ``outputs (batch, max_len, dim)`` over the real steps only."""
         if self.config.pooling == "last":
             return final
-        mask = torch.arange(outputs.shape[1], device=outputs.device)[None, :] < lengths.to(outputs.device)[:, None]
-        mask = mask.unsqueeze(-1)  # (batch, max_len, 1)
+        mask = self._mask(outputs, lengths)  # (batch, max_len, 1)
         if self.config.pooling == "mean":
             return (outputs * mask).sum(1) / mask.sum(1).clamp(min=1)
         maxed = outputs.masked_fill(~mask, float("-inf")).max(1).values  # (batch, dim)

@@ -5,7 +5,8 @@ Each function reads and writes files so orchestration can run them as separate s
 
 from __future__ import annotations
 
-from dataclasses import replace
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import torch
 
 from seqmodels.batching import SequenceData
+from seqmodels.embeddings import Coverage, Vectors, align, read_vectors
 from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.kinds.classify.metrics import classification_metrics
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
@@ -21,6 +23,8 @@ from seqmodels.fitting import fit_and_save
 from seqmodels.kinds.classify.predictor import ClassifierPredictor
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
+
+log = logging.getLogger(__name__)
 
 
 def _columns(path: str | Path) -> tuple[pa.Array, pa.ListArray, list[str]]:
@@ -56,17 +60,46 @@ def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
 
 def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir,
                      model_config: ClassifierConfig, trainer_config: TrainerConfig, use_class_weights: bool = False,
-                     resume: bool = False, callbacks: tuple[Callback, ...] = ()) -> tuple[Path, TrainResult]:
-    """Train on the train split, select on val, save the best weights as a model directory."""
+                     resume: bool = False, callbacks: tuple[Callback, ...] = (),
+                     embeddings: PretrainedEmbeddings | None = None) -> tuple[Path, TrainResult]:
+    """Train on the train split, select on val, save the best weights as a model directory; ``embeddings``
+    initialise (and optionally freeze) the word vectors."""
     seed_everything(trainer_config.seed)
     featurizer = Featurizer.load(featurizer_dir)
     labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
     train_data, val_data = _encoded(train_path, featurizer, labels), _encoded(val_path, featurizer, labels)
-    encoder = replace(model_config.encoder, **featurizer.encoder_fields())
+    vectors = read_vectors(embeddings.path) if embeddings else None
+    encoder = replace(model_config.encoder, **featurizer.encoder_fields(),
+                      **({"embedding_dim": vectors.dim} if vectors else {}))
     config = replace(model_config, encoder=encoder, num_classes=len(labels))
     weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
-    return fit_and_save("classify", RNNClassifier(config, class_weights=weights), featurizer, labels, train_data,
-                        val_data, model_dir, checkpoint_dir, trainer_config, resume, callbacks, targets=label_targets)
+    model = RNNClassifier(config, class_weights=weights)
+    if vectors is not None:
+        load_pretrained(model.encoder.embedding, featurizer.vocab.tokens, vectors, embeddings, trainer_config.seed)
+    return fit_and_save("classify", model, featurizer, labels, train_data, val_data, model_dir, checkpoint_dir,
+                        trainer_config, resume, callbacks, targets=label_targets)
+
+
+@dataclass(frozen=True)
+class PretrainedEmbeddings:
+    """A word-vector file (word2vec text or ``.bin``, GloVe, fastText ``.vec``) and whether to freeze it."""
+
+    path: str
+    freeze: bool = False
+
+
+def load_pretrained(table: torch.nn.Embedding, vocab_tokens: list[str], vectors: Vectors,
+                    embeddings: PretrainedEmbeddings, seed: int) -> Coverage:
+    """Copy the file's vectors into the embedding table (lower-case fallback; other words random), freeze it if
+    asked, and log the coverage."""
+    matrix, coverage = align(vocab_tokens, vectors, init_std=float(table.weight.detach().std()), seed=seed)
+    with torch.no_grad():
+        table.weight.copy_(torch.from_numpy(matrix))
+    table.weight.requires_grad_(not embeddings.freeze)
+    log.info("%s: %s%s", embeddings.path, coverage.summary(), "; frozen" if embeddings.freeze else "")
+    if coverage.found == 0:
+        log.warning("%s: no vocabulary word has a vector in this file: check its language and case", embeddings.path)
+    return coverage
 
 
 def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredictor, list[str], list[str]]:

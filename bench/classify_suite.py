@@ -1,0 +1,101 @@
+"""Default ``seqflow train classify`` on every development set, beside the linear baseline and CNN-rand.
+
+For each set: the CLI with default settings (everything included: Prefect, MLflow, the gate) as a
+subprocess, its test accuracy and wall time, and the linear baseline it fits on the same split (word 1-2-gram
++ char 2-5-gram TF-IDF, LinearSVC, C by 3-fold CV on train: ``baseline_accuracy`` of the JSON line). Kim
+(2014)'s CNN-rand is the published from-scratch neural figure where there is one. A ``summary`` line gives
+the means and which sets reach both targets.
+
+Sets (``../shared/datasets``): TREC (official 500-question test), SUBJ (seeded 90/10 split shipped as CSV),
+AG News 10k titles (seeded 70/15/15 splits, ``--ag-seeds``).
+
+    .venv/bin/python -m bench.classify_suite [--sets trec,subj,ag] [--ag-seeds 42,0,1] [--threads 2] [-- EXTRA CLI OPTIONS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "datasets"
+SENTENCES = DATA / "sentence_classification"
+CNN_RAND = {"trec": 91.2, "subj": 89.6}  # Kim (2014), Table 2 (SUBJ there by 10-fold CV)
+
+
+def emit(record: dict) -> dict:
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def train_cli(files: dict[str, Path], text_col: str, label_col: str, threads: int, seed: int,
+              extra: list[str]) -> dict:
+    """One default ``seqflow train classify`` run in a fresh data directory: the JSON line and the wall time."""
+    with tempfile.TemporaryDirectory() as home:
+        cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--text-col", text_col, "--label-col", label_col,
+               "--model-name", "suite", "--data-dir", home, "--threads", str(threads), "--seed", str(seed), *extra]
+        for part, path in files.items():
+            cmd += [f"--{part}", str(path)]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        history = json.loads((Path(result["run_dir"]) / "model" / "history.json").read_text())
+    metrics = result["metrics"]
+    return {"accuracy": round(100 * metrics["accuracy"], 2), "baseline_accuracy": round(100 * metrics["baseline_accuracy"], 2),
+            "baseline_C": metrics.get("baseline_C"), "wall_s": round(wall, 1), "best_epoch": history["best_epoch"],
+            "epochs_run": len(history["history"]), "stop_reason": history["stop_reason"]}
+
+
+def runs(sets: list[str], ag_seeds: list[int]) -> list[tuple[str, dict, str, str, int]]:
+    """``(set, files, text column, label column, seed)`` for every run asked for."""
+    out = []
+    if "trec" in sets:
+        out.append(("trec", {"train": SENTENCES / "trec_train.csv", "test": SENTENCES / "trec_test.csv"}, "text", "label", 42))
+    if "subj" in sets:
+        out.append(("subj", {"train": SENTENCES / "subj_train.csv", "test": SENTENCES / "subj_test.csv"}, "text", "label", 42))
+    if "ag" in sets:
+        out += [("ag", {"train": DATA / "ag_news_titles_10k" / "news.csv"}, "X", "y", seed) for seed in ag_seeds]
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per set: mean accuracy and baseline; overall: the mean gap and the sets that meet both targets."""
+    per_set: dict[str, dict] = {}
+    for name in dict.fromkeys(r["set"] for r in rows):
+        mine = [r for r in rows if r["set"] == name]
+        ours, base = (statistics.fmean(r[k] for r in mine) for k in ("accuracy", "baseline_accuracy"))
+        per_set[name] = {"accuracy": round(ours, 2), "baseline_accuracy": round(base, 2), "runs": len(mine),
+                         "beats_baseline": ours >= base,
+                         "beats_cnn_rand": ours >= CNN_RAND[name] if name in CNN_RAND else None}
+    means = {k: round(statistics.fmean(s[k] for s in per_set.values()), 2) for k in ("accuracy", "baseline_accuracy")}
+    return {"bench": "summary", "sets": per_set, "mean_accuracy": means["accuracy"],
+            "mean_baseline_accuracy": means["baseline_accuracy"],
+            "mean_at_least_baseline": means["accuracy"] >= means["baseline_accuracy"],
+            "every_set_at_least_cnn_rand": all(s["beats_cnn_rand"] is not False for s in per_set.values())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="trec,subj,ag")
+    parser.add_argument("--ag-seeds", default="42,0,1")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("extra", nargs="*", help="options passed to every `seqflow train classify` (after --)")
+    args = parser.parse_args(argv)
+    rows = []
+    for name, files, text_col, label_col, seed in runs(args.sets.split(","), [int(s) for s in args.ag_seeds.split(",")]):
+        rows.append(emit({"bench": "set", "set": name, "seed": seed, "cnn_rand": CNN_RAND.get(name),
+                          **train_cli(files, text_col, label_col, args.threads, seed, args.extra)}))
+    emit(summarise(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Quick classifier experiments on the development sets without Prefect / MLflow (for tuning defaults).
+
+    PYTHONPATH=. .venv/bin/python bench/exp_suite.py '{"sets": ["trec", "subj", "ag"], "clean": {...},
+        "enc": {...}, "clf": {...}, "train": {...}, "feat": {...}, "vocab": {...}, "seeds": [42]}'
+
+Each set: train (val = a stratified 15 % of train, as the CLI cuts it), select on val, test accuracy. AG News
+10k: the CLI's seeded 70/15/15 split. Prints a JSON line per set and seed, then the mean.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from bench.classify_suite import DATA, SENTENCES
+from seqmodels.batching import BatchLoader
+from seqmodels.cleaning import CleanConfig
+from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
+from seqmodels.kinds.classify.kind import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
+from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.stages import label_targets
+from seqmodels.models.encoder import EncoderConfig
+from seqmodels.readers import ReadSpec, read_labeled
+from seqmodels.split import SplitConfig, stratified_split
+from seqmodels.training import Trainer, seed_everything
+from seqmodels.vocab import LabelMap
+
+
+def load(name: str, seed: int):
+    """``(texts, labels, train, val, test indices)`` of a development set."""
+    if name == "ag":
+        df = read_labeled(DATA / "ag_news_titles_10k" / "news.csv", ReadSpec(text_col="X", label_col="y"))
+        tr, va, te = stratified_split(df.label.to_numpy(), SplitConfig(seed=seed))
+        return df.text.tolist(), df.label.tolist(), tr, va, te
+    train = read_labeled(SENTENCES / f"{name}_train.csv", ReadSpec(text_col="text", label_col="label"))
+    test = read_labeled(SENTENCES / f"{name}_test.csv", ReadSpec(text_col="text", label_col="label"))
+    tr, va, _ = stratified_split(train.label.to_numpy(), SplitConfig(train=0.85, val=0.15, test=0.0, seed=seed))
+    texts, labels = train.text.tolist() + test.text.tolist(), train.label.tolist() + test.label.tolist()
+    return texts, labels, tr, va, np.arange(len(train), len(texts))
+
+
+def run(name: str, seed: int, args: dict) -> dict:
+    started = time.time()
+    texts, labels, tr, va, te = load(name, seed)
+    fc = FeaturizerConfig(clean=CleanConfig(**args.get("clean", {})), vocab=replace(CLASSIFIER_VOCAB, **args.get("vocab", {})),
+                          **args.get("feat", {}))
+    cleaned, tokens = text_to_tokens(texts, fc.clean)
+    label_map = LabelMap.fit([labels[i] for i in tr])
+    y = label_map.encode(labels)
+    take = lambda array, ix: array.take(pa.array(ix))  # noqa: E731
+    featurizer = Featurizer.fit(take(cleaned, tr), take(tokens, tr), fc)
+    data = lambda ix: featurizer.encode(take(cleaned, ix), take(tokens, ix), y[ix])  # noqa: E731
+    seed_everything(seed)
+    encoder = EncoderConfig(**{**args.get("enc", {}), **featurizer.encoder_fields()})
+    model = RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=len(label_map), **args.get("clf", {})))
+    config = replace(CLASSIFIER_TRAINING, seed=seed, progress=False, **args.get("train", {}))
+    trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=seed, targets=label_targets),
+                      BatchLoader(data(va), 256, targets=label_targets))
+    result = trainer.fit()
+    test = trainer.evaluate(BatchLoader(data(te), 256, targets=label_targets))
+    return {"set": name, "seed": seed, "test_acc": round(100 * test["accuracy"], 2), "best_epoch": result.best_epoch,
+            "epochs": len(result.history), "wall": round(time.time() - started, 1)}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    args = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    torch.set_num_threads(args.get("threads", 2))
+    rows = []
+    for name in args.get("sets", ["trec", "subj", "ag"]):
+        for seed in args.get("seeds", [42]):
+            rows.append(run(name, seed, args))
+            print(json.dumps(rows[-1]), flush=True)
+    means = {name: round(statistics.fmean(r["test_acc"] for r in rows if r["set"] == name), 2)
+             for name in dict.fromkeys(r["set"] for r in rows)}
+    print(json.dumps({"mean": means, "overall": round(statistics.fmean(means.values()), 2),
+                      "cfg": {k: v for k, v in args.items() if k != "sets"}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

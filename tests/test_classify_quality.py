@@ -1,0 +1,66 @@
+"""Classification that holds up: the linear baseline in every run, pretrained vectors, cleaning that keeps signal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import WORDS, train_tiny
+
+
+def test_every_run_reports_the_linear_baseline(trained_classifier):
+    from mlflow import MlflowClient
+
+    metrics = trained_classifier["metrics"]
+    assert 0.0 <= metrics["baseline_accuracy"] <= 1.0 and metrics["baseline_C"] in (0.1, 0.3, 1.0)
+    assert metrics["baseline_accuracy"] > 0.9  # the topic words make the tiny set easy for a linear model too
+    client = MlflowClient(trained_classifier["tracking_uri"])
+    assert client.get_run(trained_classifier["run_id"]).data.metrics["baseline_accuracy"] == metrics["baseline_accuracy"]
+
+
+def test_no_baseline_skips_it(trained_classifier):
+    result = train_tiny(trained_classifier["home"], "topics-no-baseline", baseline=False, epochs=1)
+    assert not any(key.startswith("baseline_") for key in result["metrics"])
+
+
+def test_baseline_verdict_says_who_wins_and_by_how_much():
+    from tasks.train import baseline_verdict
+
+    assert baseline_verdict("accuracy", 0.85, 0.80, True) == "test accuracy 0.8500 beats the linear baseline's 0.8000 by 0.0500"
+    worse = baseline_verdict("accuracy", 0.78, 0.80, True)
+    assert "is worse than the linear baseline's 0.8000 by 0.0200" in worse and "a linear model does better" in worse
+
+
+def test_linear_baseline_learns_and_chooses_c_by_cross_validation():
+    from seqmodels.kinds.classify.baseline import C_GRID, linear_baseline
+
+    texts = [f"{w} {v}" for topic in WORDS.values() for w in topic for v in topic]
+    labels = [name for name, topic in WORDS.items() for _ in topic for _ in topic]
+    scores = linear_baseline(texts, labels, ["goal striker", "bank profit"], ["sports", "business"])
+    assert scores["baseline_accuracy"] == 1.0 and scores["baseline_C"] in C_GRID
+
+
+def test_pretrained_vectors_start_the_embeddings_and_stay_frozen(trained_classifier, tmp_path):
+    vectors = {"stocks": [0.5, -0.25, 0.125, 1.0], "Goal": [1.0, 2.0, 3.0, 4.0]}
+    path = tmp_path / "vectors.vec"
+    path.write_text("2 4\n" + "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    result = train_tiny(trained_classifier["home"], "topics-vectors", embeddings=str(path), freeze_embeddings=True,
+                        epochs=2, lowercase=False)  # the vocabulary keeps "Stocks" and "Goal" as written
+    model_dir = result["run_dir"] + "/model"
+    config = json.loads(open(f"{model_dir}/model.json").read())["model_config"]
+    assert config["encoder"]["embedding_dim"] == 4  # the file's size, whatever --embedding-dim said
+    weights = torch.load(f"{model_dir}/model.pt", weights_only=True)["encoder.embedding.weight"]
+    vocab = json.loads(open(f"{model_dir}/vocab.json").read())
+    tokens = vocab["tokens"] if isinstance(vocab, dict) else vocab
+    for word, vector in (("Stocks", vectors["stocks"]), ("Goal", vectors["Goal"])):  # lower-case fallback, exact
+        np.testing.assert_allclose(weights[tokens.index(word)].numpy(), vector)  # frozen: unchanged by training
+
+
+def test_an_unreadable_vectors_file_fails_naming_its_line(trained_classifier, tmp_path):
+    path = tmp_path / "bad.vec"
+    path.write_text("stocks 0.1 0.2\nbank 0.3\n")
+    with pytest.raises(Exception, match="line 2"):
+        train_tiny(trained_classifier["home"], "topics-bad-vectors", embeddings=str(path), epochs=1)
