@@ -22,12 +22,10 @@ import torch
 
 from bench.classify_suite import DATA, SENTENCES
 from seqmodels.batching import BatchLoader
-from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
-from seqmodels.kinds.classify.kind import CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
+from seqmodels.kinds.classify.kind import CLASSIFIER_CLEAN, CLASSIFIER_ENCODER, CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.kinds.classify.stages import label_targets
-from seqmodels.models.encoder import EncoderConfig
 from seqmodels.readers import ReadSpec, read_labeled
 from seqmodels.split import SplitConfig, stratified_split
 from seqmodels.training import Trainer, seed_everything
@@ -50,24 +48,33 @@ def load(name: str, seed: int):
 def run(name: str, seed: int, args: dict) -> dict:
     started = time.time()
     texts, labels, tr, va, te = load(name, seed)
-    fc = FeaturizerConfig(clean=CleanConfig(**args.get("clean", {})), vocab=replace(CLASSIFIER_VOCAB, **args.get("vocab", {})),
+    fc = FeaturizerConfig(clean=replace(CLASSIFIER_CLEAN, **args.get("clean", {})), vocab=replace(CLASSIFIER_VOCAB, **args.get("vocab", {})),
                           **args.get("feat", {}))
     cleaned, tokens = text_to_tokens(texts, fc.clean)
+    if args.get("train_rows"):  # a small training set: the first rows of a seeded shuffle of the split
+        tr = np.random.default_rng(seed).permutation(tr)[: args["train_rows"]]
     label_map = LabelMap.fit([labels[i] for i in tr])
     y = label_map.encode(labels)
     take = lambda array, ix: array.take(pa.array(ix))  # noqa: E731
     featurizer = Featurizer.fit(take(cleaned, tr), take(tokens, tr), fc)
     data = lambda ix: featurizer.encode(take(cleaned, ix), take(tokens, ix), y[ix])  # noqa: E731
-    seed_everything(seed)
-    encoder = EncoderConfig(**{**args.get("enc", {}), **featurizer.encoder_fields()})
-    model = RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=len(label_map), **args.get("clf", {})))
-    config = replace(CLASSIFIER_TRAINING, seed=seed, progress=False, **args.get("train", {}))
-    trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=seed, targets=label_targets),
-                      BatchLoader(data(va), 256, targets=label_targets))
-    result = trainer.fit()
-    test = trainer.evaluate(BatchLoader(data(te), 256, targets=label_targets))
-    return {"set": name, "seed": seed, "test_acc": round(100 * test["accuracy"], 2), "best_epoch": result.best_epoch,
-            "epochs": len(result.history), "wall": round(time.time() - started, 1)}
+    probabilities, epochs = [], []
+    for member in range(args.get("ensemble", 1)):  # members differ in initialisation and batch order only
+        member_seed = seed + 1000 * member
+        seed_everything(member_seed)
+        encoder = replace(CLASSIFIER_ENCODER, **{**args.get("enc", {}), **featurizer.encoder_fields()})
+        model = RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=len(label_map), **args.get("clf", {})))
+        config = replace(CLASSIFIER_TRAINING, seed=member_seed, progress=False, **args.get("train", {}))
+        trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=member_seed,
+                                                     targets=label_targets), BatchLoader(data(va), 256, targets=label_targets))
+        epochs.append(trainer.fit().best_epoch)
+        model.eval()
+        probabilities.append(torch.cat([model.predict_proba(batch).cpu()
+                                        for batch in BatchLoader(data(te), 256, targets=label_targets)]))
+    targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
+    accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
+    return {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs,
+            "wall": round(time.time() - started, 1)}
 
 
 def main() -> None:

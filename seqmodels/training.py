@@ -76,6 +76,8 @@ class TrainerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     patience: int = field(default=3, metadata={"help": "early-stopping patience in epochs"})
+    min_steps: int = field(default=0, metadata={
+        "help": "optimisation steps before early stopping may stop training (small data sets get more epochs)"})
     lr_patience: int = 1
     lr_factor: float = 0.5
     time_budget_s: float | None = None
@@ -188,7 +190,7 @@ class Trainer:
             metrics = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _UNLOGGED)
             log.info("epoch %d%s  %.1fs%s", epoch, metrics, record["epoch_time_s"], "  *best*" if improved else "")
             self._notify("on_epoch_end", record)
-            if epochs_without_gain >= self.config.patience:
+            if epochs_without_gain >= self.config.patience and epoch * len(self.train_loader) >= self.config.min_steps:
                 self.result.stop_reason = "early_stopping"
                 break
         self.result.train_time_s = time.monotonic() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -64,3 +65,16 @@ def test_an_unreadable_vectors_file_fails_naming_its_line(trained_classifier, tm
     path.write_text("stocks 0.1 0.2\nbank 0.3\n")
     with pytest.raises(Exception, match="line 2"):
         train_tiny(trained_classifier["home"], "topics-bad-vectors", embeddings=str(path), epochs=1)
+
+
+def test_default_cleaning_keeps_negation_and_question_words():
+    from seqmodels.cleaning import clean_column
+    from seqmodels.kinds.classify.kind import ClassifyOptions, clean_config
+
+    config = clean_config(ClassifyOptions(train="t.csv", model_name="m"))
+    assert config.remove_stopwords is False
+    cleaned = clean_column(["What is not obvious? Who knows how, and why no one did it"], config)[0].as_py()
+    for word in ("what", "is", "not", "who", "how", "why", "no"):
+        assert word in cleaned.split()
+    removing = clean_column(["What is not obvious?"], replace(config, remove_stopwords=True))[0].as_py()
+    assert removing.split() == ["obvious"]  # what the old default did to a question

@@ -250,3 +250,12 @@ def test_batch_and_epoch_callbacks_fire_and_an_epoch_only_callback_is_enough():
     assert [e for e in events if e[0] == "batch" and e[1] == 1][-1] == ("batch", 1, 64)
     assert len([e for e in events if e[0] == "batch"]) == 2 * batches
     assert ("epoch", 2) in events and ("epoch-only", 2) in events
+
+
+def test_min_steps_keeps_early_stopping_waiting_on_a_small_training_set():
+    # lr 0: validation never improves after epoch 1, so patience 1 alone stops at epoch 2; 4 batches an epoch
+    stopped = make_trainer(make_model(), epochs=20, patience=1, lr=0.0).fit()
+    assert stopped.stop_reason == "early_stopping" and len(stopped.history) == 2
+    waited = make_trainer(make_model(), epochs=20, patience=1, lr=0.0, min_steps=30).fit()
+    assert waited.stop_reason == "early_stopping" and len(waited.history) == 8  # 8 epochs x 4 steps >= 30
+    assert waited.best_epoch == 1

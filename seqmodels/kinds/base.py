@@ -88,6 +88,7 @@ class TaskKind(ABC):
         budget = options.time_budget_minutes
         return dataclasses.replace(self.trainer_defaults, epochs=epoch_count(options.epochs),
                                    batch_size=options.batch_size, lr=options.lr, patience=options.patience,
+                                   min_steps=options.min_steps,
                                    device=options.device, seed=options.seed,
                                    time_budget_s=budget * 60 if budget else None)
 
@@ -184,6 +185,9 @@ def optimiser_options(trainer: TrainerConfig, batch_help: str = "examples per ba
         ("batch_size", int, option(trainer.batch_size, batch_help, group="training options")),
         ("lr", float, option(trainer.lr, "Adam learning rate", group="training options")),
         ("patience", int, option(trainer.patience, patience_help, group="training options")),
+        ("min_steps", int, option(trainer.min_steps, "optimisation steps before early stopping may stop training "
+                                                     "(small training sets then get more epochs)",
+                                  group="training options")),
     ]
 
 
