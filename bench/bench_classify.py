@@ -38,19 +38,24 @@ def emit(record: dict) -> dict:
     return record
 
 
+def run_train_cli(cmd: list[str]) -> tuple[dict, dict, float]:
+    """Run a ``seqflow train`` command: its closing JSON line, the model's ``history.json`` and the wall time."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result, json.loads((Path(result["run_dir"]) / "model" / "history.json").read_text()), wall
+
+
 def seqflow_train(data: Path, threads: int, seed: int | None = None) -> dict:
     """Wall time and test metrics of the CLI with default settings (``--seed`` if given), in a fresh data directory."""
     with tempfile.TemporaryDirectory() as home:
         cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(data), "--text-col", "X",
                "--label-col", "y", "--model-name", "bench-news", "--data-dir", home, "--threads", str(threads)]
         cmd += ["--seed", str(seed)] if seed is not None else []
-        started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr[-3000:])
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        history = json.loads((Path(result["run_dir"]) / "model" / "history.json").read_text())
+        result, history, wall = run_train_cli(cmd)
     return {"wall_s": round(wall, 2), "test_accuracy": round(result["metrics"]["accuracy"], 4),
             "test_f1_macro": round(result["metrics"]["f1_macro"], 4), "best_epoch": history["best_epoch"],
             "epochs_run": len(history["history"]), "stop_reason": history["stop_reason"],

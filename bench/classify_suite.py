@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench.bench_classify import run_train_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
@@ -42,13 +42,7 @@ def train_cli(files: dict[str, Path], text_col: str, label_col: str, threads: in
                "--model-name", "suite", "--data-dir", home, "--threads", str(threads), "--seed", str(seed), *extra]
         for part, path in files.items():
             cmd += [f"--{part}", str(path)]
-        started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr[-3000:])
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        history = json.loads((Path(result["run_dir"]) / "model" / "history.json").read_text())
+        result, history, wall = run_train_cli(cmd)
     metrics = result["metrics"]
     return {"accuracy": round(100 * metrics["accuracy"], 2), "baseline_accuracy": round(100 * metrics["baseline_accuracy"], 2),
             "baseline_C": metrics.get("baseline_C"), "wall_s": round(wall, 1), "best_epoch": history["best_epoch"],
