@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from bench.classify_suite import DATA, SENTENCES
+from bench.classify_suite import DATA, REPO, SENTENCES
 from seqmodels.batching import BatchLoader
 from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.kinds.classify.kind import CLASSIFIER_CLEAN, CLASSIFIER_ENCODER, CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
@@ -34,8 +34,10 @@ from seqmodels.vocab import LabelMap
 
 def load(name: str, seed: int):
     """``(texts, labels, train, val, test indices)`` of a development set."""
-    if name == "ag":
-        df = read_labeled(DATA / "ag_news_titles_10k" / "news.csv", ReadSpec(text_col="X", label_col="y"))
+    if name in ("ag", "demo"):  # AG 10k; the demo's 2,400 headlines (flows/demo_data): seeded 70/15/15 splits
+        path, spec = ((DATA / "ag_news_titles_10k" / "news.csv", ReadSpec(text_col="X", label_col="y")) if name == "ag"
+                      else (REPO / "flows" / "demo_data" / "headlines.csv", ReadSpec(text_col="title", label_col="category")))
+        df = read_labeled(path, spec)
         tr, va, te = stratified_split(df.label.to_numpy(), SplitConfig(seed=seed))
         return df.text.tolist(), df.label.tolist(), tr, va, te
     train = read_labeled(SENTENCES / f"{name}_train.csv", ReadSpec(text_col="text", label_col="label"))
