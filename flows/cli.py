@@ -1,6 +1,8 @@
-"""The ``seqflow`` command line: ``train KIND`` (``seqflow kinds`` lists them), ``predict``, ``serve``, ``demo``.
+"""The ``seqflow`` command line: ``train KIND`` (``seqflow kinds`` lists them), ``predict``, ``generate``,
+``serve``, ``demo``.
 
-Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands.
+Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands (``generate``
+writes the sampled text instead).
 """
 
 from __future__ import annotations
@@ -173,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_kind(kinds, kind_name)
     commands.add_parser("kinds", help="list the task kinds this seqflow trains").set_defaults(handler=run_kinds)
     add_predict(commands)
+    from flows.generate import add_generate
+
+    add_generate(commands)
     serve = commands.add_parser("serve", help="serve the nightly batch and training deployments against a Prefect server")
     serve.set_defaults(handler=run_serve)
     demo = commands.add_parser("demo", help="train on the shipped headline sample and show where everything is")
@@ -305,7 +310,8 @@ def _main(argv: list[str]) -> int:
             return 1
         finally:
             sys.stdout = stdout
-    print(json.dumps(result, default=str), flush=True)
+    if result is not None:  # ``generate`` writes its text instead
+        print(json.dumps(result, default=str), flush=True)
     return 0
 
 

@@ -60,7 +60,7 @@ def _prepare(kind, run_dir: Path, given: dict[str, str], options: dict) -> tuple
            for part, path in given.items()}
     ready = {part: preprocess_file(kind.name, path, str(run_dir / f"clean_{part}.parquet"), options)
              for part, path in raw.items()}
-    splits = split_dataset(ready, str(run_dir / "splits"), options["seed"], kind.stratify_column)
+    splits = split_dataset(ready, str(run_dir / "splits"), options["seed"], kind.stratify_column, kind.split)
     featurizer_dir = fit_tokenizer(kind.name, splits["train"], str(run_dir / "featurizer"), options)
     save_prepared(run_dir, splits, featurizer_dir)
     return splits, featurizer_dir

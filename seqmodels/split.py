@@ -51,6 +51,14 @@ def split_range(n: int, config: SplitConfig = SplitConfig()) -> tuple[np.ndarray
     return (np.sort(order[:n_train]), np.sort(order[n_train : n_train + n_val]), np.sort(order[n_train + n_val :]))
 
 
+def contiguous_split(n: int, config: SplitConfig = SplitConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows in order: the first ``train`` fraction, then ``val``, then ``test`` (a text stream is never
+    shuffled: its validation part is the end of the text)."""
+    n_train, n_val = int(round(n * config.train)), int(round(n * config.val))
+    rows = np.arange(n)
+    return rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:]
+
+
 def _ordered_unique(labels: np.ndarray) -> list:
     """Unique labels in sorted order (stable across runs, unlike set iteration)."""
     return sorted(set(labels.tolist()))

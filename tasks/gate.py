@@ -156,8 +156,10 @@ def compared_rows(request: GateRequest, champion_dir: str, tmp: str, config: Gat
 
 
 def decide(metric: str, score: float, champion_score: float | None, champion_version: str | None,
-           baseline: float, higher: bool | None = None) -> tuple[str, str]:
-    """``(alias, reason)``: champion if it beats the majority class and is at least as good as the champion.
+           baseline: float, higher: bool | None = None, baseline_name: str = "always predicting the majority class",
+           ) -> tuple[str, str]:
+    """``(alias, reason)``: champion if it beats the kind's constant baseline (``baseline_name``) and is at
+    least as good as the champion.
 
     ``higher``: whether a larger ``metric`` is better (the task kind says; default from the metric's name).
     """
@@ -167,10 +169,9 @@ def decide(metric: str, score: float, champion_score: float | None, champion_ver
         return a > b if higher else a < b
 
     if not beats(score, baseline):
-        return CHALLENGER, (f"{metric} {score:.4f} is no better than always predicting the majority class "
-                            f"({baseline:.4f}); not promoted")
+        return CHALLENGER, f"{metric} {score:.4f} is no better than {baseline_name} ({baseline:.4f}); not promoted"
     if champion_score is None:
-        return CHAMPION, f"{metric} {score:.4f} beats the majority class ({baseline:.4f}); no champion before"
+        return CHAMPION, f"{metric} {score:.4f} beats {baseline_name} ({baseline:.4f}); no champion before"
     if beats(champion_score, score):
         return CHALLENGER, (f"{metric} {score:.4f} is worse than champion v{champion_version}'s {champion_score:.4f} "
                             f"({'higher' if higher else 'lower'} is better)")
@@ -200,7 +201,7 @@ def run_gate(client, request: GateRequest, lock_path: Path, config: GateConfig |
         kind = get_kind(request.task_kind)
         baseline = kind.baseline_score(rows_path, request.metric)
         alias, reason = decide(request.metric, score, champion_score, champion, baseline,
-                               kind.higher_is_better(request.metric))
+                               kind.higher_is_better(request.metric), kind.baseline_name)
         decision = GateDecision(alias, reason, request.metric, float(score), champion_score, champion,
                                 float(baseline), rows, excluded, basis)
         client.set_registered_model_alias(request.model_name, alias, request.version)

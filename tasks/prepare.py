@@ -14,7 +14,8 @@ from prefect import task
 
 from seqmodels.kinds import get_kind
 from seqmodels.parquet import write_parquet_atomic
-from seqmodels.split import SplitConfig, split_range, stratified_split
+from seqmodels.kinds.base import SplitPolicy
+from seqmodels.split import SplitConfig, contiguous_split, split_range, stratified_split
 
 
 def kind_and_options(kind_name: str, options: dict):
@@ -41,32 +42,38 @@ def preprocess_file(kind_name: str, raw_path: str, out_path: str, options: dict)
 
 
 @task
-def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int, stratify: str | None = None) -> dict[str, str]:
-    """Seeded train / val / test files (stratified on column ``stratify`` when given, else by row: a tagged
-    table's rows are sentences); parts the user gave are kept as they are.
+def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int, stratify: str | None = None,
+                  policy: SplitPolicy = SplitPolicy()) -> dict[str, str]:
+    """Train / val / test files; parts the user gave are kept as they are, missing ones are cut from train
+    by the kind's ``policy``: seeded (stratified on column ``stratify`` when given, else by row: a tagged
+    table's rows are sentences), or contiguous (the end of the training rows, in order).
 
-    With no val and no test file: 70 / 15 / 15. With one of them given, the other is cut from train
-    (15 % of it).
+    With no val and no test file: 70 / 15 / 15 by default. With one of them given, the other is cut from
+    train (15 % of it). A policy with ``test`` 0 makes the validation rows the test rows.
     """
     missing = [part for part in ("val", "test") if part not in clean_paths]
     if not missing:
         return dict(clean_paths)
+    shared_test = "test" in missing and not policy.test
+    cut = [part for part in missing if not (part == "test" and shared_test)]
+    if not cut:  # only the test part is missing, and it is the validation part
+        return {**clean_paths, "test": clean_paths["val"]}
     table = pq.read_table(clean_paths["train"])
-    fractions = {"val": 0.15, "test": 0.15} if len(missing) == 2 else {missing[0]: 0.15, _other(missing[0]): 0.0}
+    fractions = {"val": 0.0, "test": 0.0, **{part: getattr(policy, part) for part in cut}}
     config = SplitConfig(train=1 - sum(fractions.values()), val=fractions["val"], test=fractions["test"], seed=seed)
-    if stratify:
+    if policy.contiguous:
+        indices = contiguous_split(table.num_rows, config)
+    elif stratify:
         indices = stratified_split(table.column(stratify).to_numpy(), config)
     else:
         indices = split_range(table.num_rows, config)
     parts = dict(zip(("train", "val", "test"), indices))
     out = dict(clean_paths)
-    for part in ["train", *missing]:
+    for part in ["train", *cut]:
         out[part] = str(write_parquet_atomic(table.take(pa.array(parts[part])), Path(out_dir) / f"{part}.parquet"))
+    if shared_test:
+        out["test"] = out["val"]
     return out
-
-
-def _other(part: str) -> str:
-    return "test" if part == "val" else "val"
 
 
 @task

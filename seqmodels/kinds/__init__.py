@@ -11,6 +11,7 @@ import importlib
 KINDS = {
     "classify": "seqmodels.kinds.classify",
     "tag": "seqmodels.kinds.tag",
+    "generate": "seqmodels.kinds.generate",
 }
 
 

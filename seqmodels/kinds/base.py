@@ -51,6 +51,25 @@ class InputColumn:
     required: bool = True
 
 
+@dataclass(frozen=True)
+class SplitPolicy:
+    """The parts of the training file that become validation and test rows when those files are not given.
+
+    ``contiguous``: the last rows, in order (a text stream), else a seeded shuffle (stratified on the kind's
+    ``stratify_column``). ``test`` 0: without a test file the test rows are the validation rows."""
+
+    val: float = 0.15
+    test: float = 0.15
+    contiguous: bool = False
+
+    def help(self, part: str) -> str:
+        """The option help's default clause for ``part`` (val / test)."""
+        where = "the end of the training file, in order" if self.contiguous else "a seeded split of the training file"
+        if part == "test" and not self.test:
+            return "default: the validation part"
+        return f"default: {round(100 * getattr(self, part))}% of the rows, {where}"
+
+
 @dataclass
 class ExampleRun:
     """A tiny training run of a kind, from data it writes itself: what the contract test trains (one epoch)."""
@@ -73,10 +92,12 @@ class TaskKind(ABC):
     options: ClassVar[type]  # the flat options dataclass (see :mod:`seqmodels.options`)
     trainer_defaults: ClassVar[TrainerConfig]  # the kind's optimisation defaults
     stratify_column: ClassVar[str | None] = None  # the shared split keeps this column's proportions
+    split: ClassVar[SplitPolicy] = SplitPolicy()  # how val / test are cut from train when not given
     input_columns: ClassVar[tuple[InputColumn, ...]] = (InputColumn("text"),)
     input_example: ClassVar[dict[str, list]]  # pyfunc input example, column -> values
     predict_params: ClassVar[dict[str, Any]] = {}  # pyfunc inference parameters and their defaults (params=...)
     output_types: ClassVar[dict[str, pa.DataType]]  # prediction columns of the batch flow's Parquet
+    pyfunc_columns: ClassVar[tuple[str, ...] | None] = None  # the pyfunc's output columns; None: output_types
 
     # ---- configuration ------------------------------------------------------------------------
     @abstractmethod
@@ -138,6 +159,8 @@ class TaskKind(ABC):
     def baseline_score(self, test_path: str, metric: str) -> float:
         """``metric`` of the best constant predictor on these rows: a model must beat it to be promoted."""
 
+    baseline_name = "always predicting the majority class"  # what baseline_score scores, for the gate's reason
+
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is the better model."""
         return higher_is_better(metric)
@@ -158,15 +181,16 @@ class TaskKind(ABC):
         """Write a tiny data set into ``folder``; the options that train on it in seconds (one epoch)."""
 
 
-def run_options(trainer: TrainerConfig, data_help: str, split_help: str) -> list[tuple]:
+def run_options(trainer: TrainerConfig, data_help: str, split: SplitPolicy, split_help: str = "") -> list[tuple]:
     """The options every kind's training run takes: data files, naming, run control (with the kind's
-    trainer defaults)."""
+    trainer defaults and its split policy; ``split_help`` adds to the val / test help)."""
+    extra = f", {split_help}" if split_help else ""
     return [
         ("train", str, option(help=f"training file ({data_help})", metavar="FILE", group="data")),
         ("model_name", str, option(help="registered model name in MLflow", group="data")),
-        ("val", str | None, option(None, f"validation file; default: 15% of train, {split_help}", metavar="FILE",
+        ("val", str | None, option(None, f"validation file; {split.help('val')}{extra}", metavar="FILE",
                                    group="data")),
-        ("test", str | None, option(None, f"test file; default: 15% of train, {split_help}", metavar="FILE",
+        ("test", str | None, option(None, f"test file; {split.help('test')}{extra}", metavar="FILE",
                                     group="data")),
         ("epochs", int, option(trainer.epochs, "maximum epochs, at least 1", parse=epoch_count, group="run")),
         ("time_budget_minutes", float | None, option(

@@ -9,7 +9,8 @@ import pyarrow as pa
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import FeaturizerConfig
-from seqmodels.kinds.base import EvaluationReport, ExampleRun, TaskKind, optimiser_options, run_options, tracking_options
+from seqmodels.kinds.base import (EvaluationReport, ExampleRun, SplitPolicy, TaskKind, optimiser_options, run_options,
+                                  tracking_options)
 from seqmodels.kinds.classify.model import ClassifierConfig
 from seqmodels.models.encoder import EncoderConfig
 from seqmodels.options import option, options_class, options_from
@@ -40,10 +41,10 @@ _CLEAN = "preprocessing options"
 
 ClassifyOptions = options_class(
     "ClassifyOptions",
-    run_options(CLASSIFIER_TRAINING, "CSV, TSV, JSONL or Parquet", "stratified")[:2],
+    run_options(CLASSIFIER_TRAINING, "CSV, TSV, JSONL or Parquet", SplitPolicy(), "stratified")[:2],
     [("text_col", str, option("text", "column with the text", cli_required=True, group="data")),
      ("label_col", str, option("label", "column with the class label", cli_required=True, group="data"))],
-    run_options(CLASSIFIER_TRAINING, "CSV, TSV, JSONL or Parquet", "stratified")[2:],
+    run_options(CLASSIFIER_TRAINING, "CSV, TSV, JSONL or Parquet", SplitPolicy(), "stratified")[2:],
     options_from(EncoderConfig(), ["cell", "embedding_dim", "hidden_dim", "num_layers", "bidirectional"], _MODEL),
     options_from(ClassifierConfig(), {"dropout": "head_dropout"}, _MODEL),
     options_from(CLASSIFIER_ENCODER, ["embedding_dropout", "word_dropout"], _MODEL),

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from seqmodels.cleaning import CleanConfig
 from seqmodels.featurize import TOKENS_TYPE, FeaturizerConfig
-from seqmodels.kinds.base import EvaluationReport, ExampleRun, InputColumn, TaskKind, optimiser_options, run_options, tracking_options
+from seqmodels.kinds.base import (EvaluationReport, ExampleRun, InputColumn, SplitPolicy, TaskKind, optimiser_options,
+                                  run_options, tracking_options)
 from seqmodels.kinds.tag.model import TaggerConfig
 from seqmodels.options import option, options_class, options_from
 from seqmodels.training import TrainerConfig
@@ -28,14 +29,14 @@ TAG_COLUMNS = Literal["ner", "pos", "chunk", "upos", "xpos", "tag"]
 
 TagOptions = options_class(
     "TagOptions",
-    run_options(TAGGER_TRAINING, _DATA, _SPLIT)[:2],
+    run_options(TAGGER_TRAINING, _DATA, SplitPolicy(), _SPLIT)[:2],
     [("format", FORMATS, option(
         "conll2003", "conll2003: 'word POS chunk NER' lines; conllu: Universal Dependencies; gmb: Kaggle GMB "
         "ner_dataset.csv; tsv: token<TAB>tag. Sentences are separated by blank lines", cli_required=True,
         group="data")),
      ("tag_column", TAG_COLUMNS | None, option(
          None, "which tags to learn (default: ner for conll2003 / gmb, upos for conllu, tag for tsv)", group="data"))],
-    run_options(TAGGER_TRAINING, _DATA, _SPLIT)[2:],
+    run_options(TAGGER_TRAINING, _DATA, SplitPolicy(), _SPLIT)[2:],
     options_from(_TAGGER, ["crf"], _MODEL),
     [("char_encoder", Literal["cnn", "lstm", "none"], option(
         _ENCODER.char_encoder, "per-word character encoder carrying case and shape", group=_MODEL))],
