@@ -12,6 +12,7 @@ validation, case kept):
 - ``sampling``: characters per second for 1, 8, 32 and 128 prefixes at once, state carried.
 
     .venv/bin/python -m bench.bench_generate [--seconds 60] [--threads 2] [--streams 64] [--seq-len 128]
+    .venv/bin/python -m bench.bench_generate --model-dir RUN_DIR/model    # sampling speed of a saved model
 
 JSON lines; the ``ratio`` line gives seqflow / tutorial target characters per second (target >= 20).
 """
@@ -29,6 +30,7 @@ from torch import nn
 
 from seqmodels.kinds.generate.model import CharLM, CharLMConfig
 from seqmodels.kinds.generate.sampling import SamplingConfig, generate
+from seqmodels.kinds.generate.stages import load_model_dir, stream_nats
 from seqmodels.kinds.generate.streams import CharVocab, StreamLoader
 from seqmodels.training import Trainer, TrainerConfig, seed_everything
 
@@ -75,14 +77,17 @@ def tutorial(ids: np.ndarray, vocab_size: int, seconds: float) -> dict:
 
 
 class CharCounter:
-    """Counts the characters the trainer has trained on and when it started (a trainer callback)."""
+    """Training characters and the time spent on them, batch to batch within an epoch (a trainer callback):
+    validation, samples and the first batch of each epoch are left out, as the tutorial's loop has none."""
 
     def __init__(self):
-        self.chars, self.started = 0, None
+        self.chars, self.seconds, self.last_seen, self.last_time = 0, 0.0, 0, None
 
     def on_batch_end(self, trainer, epoch, seen, loss) -> None:
-        self.started = self.started or time.perf_counter()
-        self.chars = seen  # targets seen in this epoch so far (the trainer's running count)
+        now = time.perf_counter()
+        if self.last_time is not None and seen > self.last_seen:  # the same epoch: seen is its running count
+            self.chars, self.seconds = self.chars + seen - self.last_seen, self.seconds + now - self.last_time
+        self.last_seen, self.last_time = seen, now
 
 
 def seqflow(train: np.ndarray, val: np.ndarray, vocab_size: int, args) -> tuple[dict, CharLM]:
@@ -95,11 +100,12 @@ def seqflow(train: np.ndarray, val: np.ndarray, vocab_size: int, args) -> tuple[
                       StreamLoader(val, 1, 1024), callbacks=(counter,))
     trainer.fit()
     elapsed = time.perf_counter() - began
-    chars = sum(len(train) - 1 for _ in trainer.result.history) + counter.chars  # finished epochs + the last one
-    val_nats = trainer.evaluate(StreamLoader(val, 1, 1024))["loss"]
-    return {"bench": "seqflow", "target_chars_per_s": round(chars / elapsed, 1), "seconds": round(elapsed, 1),
+    val_nats = trainer.evaluate(StreamLoader(val, 1, 1024))["loss"]  # one stream: every character, state carried
+    streams_nats = stream_nats(model.eval(), val, torch.device("cpu"))[0]  # what training validates with
+    return {"bench": "seqflow", "target_chars_per_s": round(counter.chars / counter.seconds, 1),
+            "seconds": round(elapsed, 1),
             "epochs_finished": len(trainer.result.history), "val_nats_per_char": round(val_nats, 4),
-            "val_bits_per_char": round(val_nats / np.log(2), 4)}, model
+            "val_bits_per_char": round(val_nats / np.log(2), 4), "val_nats_per_char_16_streams": round(streams_nats, 4)}, model
 
 
 def sampling(model: CharLM, vocab: CharVocab) -> list[dict]:
@@ -122,8 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--text", default=str(DATA / "tiny_shakespeare" / "input.txt"))
+    parser.add_argument("--model-dir", help="only measure sampling, with this saved model (e.g. a default run's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.model_dir:
+        model, vocab, _ = load_model_dir(args.model_dir, "cpu")
+        sampling(model, vocab)
+        return
     text = Path(args.text).read_text(encoding="utf-8")
     cut = int(len(text) * 0.9)
     vocab = CharVocab.fit(text[:cut])
