@@ -1,8 +1,8 @@
 """The ``seqflow`` command line: ``train KIND`` (``seqflow kinds`` lists them), ``predict``, ``generate``,
-``serve``, ``demo``.
+``translate``, ``serve``, ``demo``.
 
 Logs go to stderr; the last line on stdout is one JSON object, so scripts can chain commands (``generate``
-writes the sampled text instead).
+and ``translate`` write their text instead).
 """
 
 from __future__ import annotations
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.generate import add_generate
 
     add_generate(commands)
+    from flows.translate import add_translate
+
+    add_translate(commands)
     serve = commands.add_parser("serve", help="serve the nightly batch and training deployments against a Prefect server")
     serve.set_defaults(handler=run_serve)
     demo = commands.add_parser("demo", help="train on the shipped headline sample and show where everything is")
@@ -310,7 +313,7 @@ def _main(argv: list[str]) -> int:
             return 1
         finally:
             sys.stdout = stdout
-    if result is not None:  # ``generate`` writes its text instead
+    if result is not None:  # ``generate`` and ``translate`` write their text instead
         print(json.dumps(result, default=str), flush=True)
     return 0
 

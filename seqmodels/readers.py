@@ -111,9 +111,9 @@ def read_labeled(path: str | Path, spec: ReadSpec) -> pd.DataFrame:
     """Read a training file and check it: no empty texts, no missing labels, at least two classes."""
     table = read_table(path, spec)
     first_line = 2 if detect_format(path, spec.fmt) in ("csv", "tsv") else 1
-    _require_nonempty(path, table, "text", spec.text_col, first_line)
+    require_nonempty(path, table, "text", spec.text_col, first_line)
     if spec.label_col is not None:
-        _require_nonempty(path, table, "label", spec.label_col, first_line)
+        require_nonempty(path, table, "label", spec.label_col, first_line)
         classes = table["label"].unique()
         if len(classes) < 2:
             raise ReaderError(path, f"has a single class ({classes[0]!r}); a classifier needs at least two",
@@ -121,7 +121,7 @@ def read_labeled(path: str | Path, spec: ReadSpec) -> pd.DataFrame:
     return table
 
 
-def _require_nonempty(path, table: pd.DataFrame, field: str, column: str, first_line: int) -> None:
+def require_nonempty(path, table: pd.DataFrame, field: str, column: str, first_line: int) -> None:
     """Raise naming the lines where ``field`` is null or blank; nothing is dropped silently."""
     values = table[field]
     blank = values.isna() | (values.astype(str).str.strip() == "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ def contiguous_split(n: int, config: SplitConfig = SplitConfig()) -> tuple[np.nd
     n_train, n_val = int(round(n * config.train)), int(round(n * config.val))
     rows = np.arange(n)
     return rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:]
+
+
+def grouped_split(groups, config: SplitConfig = SplitConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded split in which all rows of a group (e.g. one source sentence with several translations)
+    fall in the same part: no group of the test rows occurs in training. Fractions count groups."""
+    codes, uniques = pd.factorize(pd.Series(groups), sort=True)
+    train_groups, val_groups, _ = split_range(len(uniques), config)
+    part = np.full(len(uniques), 2)
+    part[train_groups], part[val_groups] = 0, 1
+    row_part = part[codes]  # (rows,) the part of each row's group
+    return tuple(np.flatnonzero(row_part == k) for k in range(3))
 
 
 def _ordered_unique(labels: np.ndarray) -> list:

@@ -15,7 +15,7 @@ from prefect import task
 from seqmodels.kinds import get_kind
 from seqmodels.parquet import write_parquet_atomic
 from seqmodels.kinds.base import SplitPolicy
-from seqmodels.split import SplitConfig, contiguous_split, split_range, stratified_split
+from seqmodels.split import SplitConfig, contiguous_split, grouped_split, split_range, stratified_split
 
 
 def kind_and_options(kind_name: str, options: dict):
@@ -46,7 +46,8 @@ def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int, stratify
                   policy: SplitPolicy = SplitPolicy()) -> dict[str, str]:
     """Train / val / test files; parts the user gave are kept as they are, missing ones are cut from train
     by the kind's ``policy``: seeded (stratified on column ``stratify`` when given, else by row: a tagged
-    table's rows are sentences), or contiguous (the end of the training rows, in order).
+    table's rows are sentences), grouped (rows sharing the policy's ``group_column`` value stay together), or
+    contiguous (the end of the training rows, in order).
 
     With no val and no test file: 70 / 15 / 15 by default. With one of them given, the other is cut from
     train (15 % of it). A policy with ``test`` 0 makes the validation rows the test rows.
@@ -63,6 +64,8 @@ def split_dataset(clean_paths: dict[str, str], out_dir: str, seed: int, stratify
     config = SplitConfig(train=1 - sum(fractions.values()), val=fractions["val"], test=fractions["test"], seed=seed)
     if policy.contiguous:
         indices = contiguous_split(table.num_rows, config)
+    elif policy.group_column:
+        indices = grouped_split(table.column(policy.group_column).to_pylist(), config)
     elif stratify:
         indices = stratified_split(table.column(stratify).to_numpy(), config)
     else:

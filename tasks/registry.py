@@ -113,8 +113,12 @@ def _log_and_register(run_id: str, model_dir: str, model_name: str, task_kind: s
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"model_dir": model_dir},
             code_paths=[str(Path(seqmodels.__file__).parent)], pip_requirements=PIP_REQUIREMENTS,
             input_example=example, signature=model_signature(kind))
-        if metrics:
-            mlflow.log_metrics({f"test_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id)
+        numbers = {f"test_{k}": float(v) for k, v in (metrics or {}).items() if not isinstance(v, str)}
+        if numbers:
+            mlflow.log_metrics(numbers, model_id=info.model_id)
+        for key, text in (metrics or {}).items():  # e.g. the sacreBLEU signature beside the BLEU score
+            if isinstance(text, str):
+                mlflow.set_tag(f"test_{key}", text)
     return str(mlflow.register_model(info.model_uri, model_name).version)
 
 

@@ -70,7 +70,9 @@ def log_trained_model(run_id: str, model_dir: str, splits: dict[str, str], track
 
 @dataclass
 class MlflowEpochLogger:
-    """Trainer callback: logs ``train_loss``, ``val_loss``, ``val_accuracy``, ``lr``, ``epoch_time_s`` per epoch."""
+    """Trainer callback: logs every number of the epoch's record (``train_loss``, ``val_loss``, the kind's
+    validation metrics, ``lr``, ``epoch_time_s``) with the epoch as step, and the files a kind listed in the
+    record's ``artifacts`` (e.g. text samples) under ``epochs/`` as soon as the epoch ends."""
 
     run_id: str
 
@@ -78,8 +80,10 @@ class MlflowEpochLogger:
         from mlflow import MlflowClient
 
         client = MlflowClient()
+        for path in record.get("artifacts", ()):
+            client.log_artifact(self.run_id, path, "epochs")
         for key, value in record.items():
-            if key != "epoch":
+            if key not in ("epoch", "artifacts"):
                 client.log_metric(self.run_id, key, float(value), step=int(record["epoch"]))
 
 

@@ -115,7 +115,7 @@ def test_options_round_trip_through_print_config_and_config(trained, tmp_path, c
 
 
 def test_an_unknown_kind_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown task kind 'poetry'; this seqflow knows 'classify', 'tag', 'generate'"):
+    with pytest.raises(ValueError, match="unknown task kind 'poetry'; this seqflow knows 'classify', 'tag', 'generate', 'translate'"):
         get_kind("poetry")
 
 

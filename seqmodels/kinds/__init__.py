@@ -12,6 +12,7 @@ KINDS = {
     "classify": "seqmodels.kinds.classify",
     "tag": "seqmodels.kinds.tag",
     "generate": "seqmodels.kinds.generate",
+    "translate": "seqmodels.kinds.translate",
 }
 
 

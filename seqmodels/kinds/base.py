@@ -55,16 +55,20 @@ class InputColumn:
 class SplitPolicy:
     """The parts of the training file that become validation and test rows when those files are not given.
 
-    ``contiguous``: the last rows, in order (a text stream), else a seeded shuffle (stratified on the kind's
-    ``stratify_column``). ``test`` 0: without a test file the test rows are the validation rows."""
+    ``contiguous``: the last rows, in order (a text stream); ``group_column``: a seeded split of that column's
+    distinct values (no value of the test rows occurs in training); else a seeded shuffle (stratified on the
+    kind's ``stratify_column``). ``test`` 0: without a test file the test rows are the validation rows."""
 
     val: float = 0.15
     test: float = 0.15
     contiguous: bool = False
+    group_column: str | None = None  # rows sharing this column's value stay in one part (a seeded split)
 
     def help(self, part: str) -> str:
         """The option help's default clause for ``part`` (val / test)."""
-        where = "the end of the training file, in order" if self.contiguous else "a seeded split of the training file"
+        where = ("the end of the training file, in order" if self.contiguous else
+                 f"a seeded split of the training file that keeps rows of the same {self.group_column} together"
+                 if self.group_column else "a seeded split of the training file")
         if part == "test" and not self.test:
             return "default: the validation part"
         return f"default: {round(100 * getattr(self, part))}% of the rows, {where}"

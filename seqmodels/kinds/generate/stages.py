@@ -41,7 +41,8 @@ def fit_vocab(train_path: str, out_dir: str) -> Path:
 
 
 class EpochSamples:
-    """After every epoch, a sample at three temperatures into ``folder/epoch_NNN.txt`` (a trainer callback)."""
+    """After every epoch, a sample at three temperatures into ``folder/epoch_NNN.txt``, listed in the epoch
+    record's ``artifacts`` (a trainer callback, run before the tracking one)."""
 
     def __init__(self, folder: Path, vocab: CharVocab, prefix: str, num_chars: int = 300):
         self.folder, self.vocab, self.prefix, self.num_chars = folder, vocab, prefix, num_chars
@@ -54,7 +55,9 @@ class EpochSamples:
             config = SamplingConfig(num_chars=self.num_chars, temperature=temperature, seed=record["epoch"])
             (out,) = generate(trainer.model, [ids], config, device=trainer.device)
             parts.append(f"--- temperature {temperature} ---\n{self.prefix}{self.vocab.decode(out)}\n")
-        (self.folder / f"epoch_{record['epoch']:03d}.txt").write_text("".join(parts), encoding="utf-8")
+        path = self.folder / f"epoch_{record['epoch']:03d}.txt"
+        path.write_text("".join(parts), encoding="utf-8")
+        record.setdefault("artifacts", []).append(str(path))  # the tracking callback logs it as this epoch ends
 
 
 def train_language_model(splits: dict[str, str], vocab_dir: str, run_dir: Path, model_config: CharLMConfig,
@@ -70,7 +73,7 @@ def train_language_model(splits: dict[str, str], vocab_dir: str, run_dir: Path, 
                       StreamLoader(vocab.encode(train_text), trainer_config.batch_size, seq_len, shift=True,
                                    seed=trainer_config.seed),
                       StreamLoader(vocab.encode(val_text), EVAL_STREAMS, EVAL_CHUNK),
-                      checkpoint_dir=Path(run_dir) / "checkpoints", callbacks=(*callbacks, samples))
+                      checkpoint_dir=Path(run_dir) / "checkpoints", callbacks=(samples, *callbacks))
     if resume:
         trainer.resume()
     result = trainer.fit()
