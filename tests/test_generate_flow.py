@@ -44,12 +44,13 @@ def test_each_epoch_logs_its_samples_and_curves_to_mlflow(language_model):
     from mlflow import MlflowClient
 
     client = MlflowClient(language_model["tracking_uri"])
+    epochs = len(json.loads(open(language_model["run_dir"] + "/model/history.json").read())["history"])
     files = [f.path for f in client.list_artifacts(language_model["run_id"], "epochs")]
-    assert files == [f"epochs/epoch_{epoch:03d}.txt" for epoch in range(1, 9)]
-    sample = client.download_artifacts(language_model["run_id"], "epochs/epoch_008.txt")
+    assert epochs >= 2 and files == [f"epochs/epoch_{epoch:03d}.txt" for epoch in range(1, epochs + 1)]
+    sample = client.download_artifacts(language_model["run_id"], files[-1])
     assert "--- temperature 0.5 ---" in open(sample, encoding="utf-8").read()
     curve = client.get_metric_history(language_model["run_id"], "val_nats_per_char")
-    assert [m.step for m in curve] == list(range(1, 9))
+    assert sorted(m.step for m in curve) == list(range(1, epochs + 1))
 
 
 def test_without_val_the_last_tenth_of_the_text_validates_and_tests(language_model):

@@ -107,3 +107,23 @@ def test_a_tiny_model_memorises_a_short_text_and_regenerates_it_greedily():
             generated.append(token)
             logits, state = model(torch.tensor([[token]]), state)
     assert TEXT[:3] + vocab.decode(generated) == TEXT
+
+
+def test_the_same_seed_trains_the_same_model_whatever_ran_before(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqmodels.kinds.generate.stages import fit_vocab, train_language_model
+
+    for part, lines in (("train", TEXT.splitlines() * 20), ("val", TEXT.splitlines() * 2)):
+        pq.write_table(pa.table({"text": lines}), tmp_path / f"{part}.parquet")
+    splits = {part: str(tmp_path / f"{part}.parquet") for part in ("train", "val")}
+    fit_vocab(splits["train"], str(tmp_path / "vocab"))
+    weights = []
+    for run, noise in enumerate((1, 1000)):
+        torch.rand(noise)  # another caller used the global generator
+        model_dir = train_language_model(splits, str(tmp_path / "vocab"), tmp_path / f"run{run}",
+                                         CharLMConfig(embedding_dim=8, hidden_dim=16, num_layers=1),
+                                         TrainerConfig(epochs=1, batch_size=2, progress=False, device="cpu"), seq_len=16)
+        weights.append(torch.load(model_dir / "model.pt", weights_only=True))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -16,7 +16,7 @@ from seqmodels import __version__
 from seqmodels.kinds.generate.model import CharLM, CharLMConfig
 from seqmodels.kinds.generate.sampling import SamplingConfig, generate
 from seqmodels.kinds.generate.streams import CharVocab, StreamLoader
-from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device
+from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device, seed_everything
 
 TASK = "generate"
 VOCAB_FILE = "chars.json"
@@ -66,6 +66,7 @@ def train_language_model(splits: dict[str, str], vocab_dir: str, run_dir: Path, 
     """Train on the training stream, select on the validation stream; the model directory ``run_dir/model``."""
     vocab = CharVocab.load(Path(vocab_dir) / VOCAB_FILE)
     train_text, val_text = read_stream(splits["train"]), read_stream(splits["val"])
+    seed_everything(trainer_config.seed)  # the same initial weights for the same seed, whatever ran before
     model = CharLM(replace(model_config, vocab_size=len(vocab)))
     model_dir = Path(run_dir) / "model"
     samples = EpochSamples(model_dir / "samples", vocab, prefix=val_text[: min(40, len(val_text))] or "\n")

@@ -15,7 +15,7 @@ from seqmodels.kinds.translate.batches import PairLoader, pair_batch
 from seqmodels.kinds.translate.decode import beam_search, greedy_decode
 from seqmodels.kinds.translate.model import Seq2Seq, Seq2SeqConfig
 from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
-from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device
+from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device, seed_everything
 from seqmodels.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def train_translator(splits: dict[str, str], text_dir: str, run_dir: Path, model
                      trainer_config: TrainerConfig, resume: bool = False, callbacks: tuple[Callback, ...] = ()) -> Path:
     """Train on the training pairs, select on validation loss; the model directory ``run_dir/model``."""
     codec = TextCodec.load(text_dir)
+    seed_everything(trainer_config.seed)  # the same initial weights for the same seed, whatever ran before
     model = Seq2Seq(replace(model_config, src_vocab_size=len(codec.source), tgt_vocab_size=len(codec.target)))
     train = PairLoader(*training_pairs(codec, splits["train"]), trainer_config.batch_size, shuffle=True,
                        seed=trainer_config.seed)
