@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -10,7 +9,7 @@ import torch
 
 from seqmodels.batching import BatchLoader, SequenceData, TargetCollate, sequence_and_token_targets
 from seqmodels.featurize import Featurizer
-from seqmodels.predict import save_model_dir
+from seqmodels.predict import save_history, save_model_dir
 from seqmodels.training import Callback, Trainer, TrainerConfig, TrainResult
 from seqmodels.vocab import LabelMap
 
@@ -34,6 +33,5 @@ def fit_and_save(task: str, model: torch.nn.Module, featurizer: Featurizer, labe
         trainer.resume()
     result = trainer.fit()
     save_model_dir(model_dir, task, trainer.model, featurizer, labels)
-    history = {**result.__dict__, "monitor": trainer_config.monitor}  # the metric that picked the best epoch
-    (Path(model_dir) / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+    save_history(model_dir, result, trainer_config.monitor)
     return Path(model_dir), result

@@ -21,14 +21,41 @@ from seqmodels.vocab import LabelMap
 MODEL_FILES = ("model.pt", "model.json", "featurizer.json", "vocab.json", "labels.json")
 
 
-def save_model_dir(directory: str | Path, task: str, model: torch.nn.Module, featurizer: Featurizer,
-                   labels: LabelMap) -> Path:
-    """Write a self-describing model directory (state_dict + config + vocabulary + label map)."""
+def save_model(directory: str | Path, task: str, model: torch.nn.Module) -> Path:
+    """Write the weights (``model.pt``, a state_dict) and ``model.json`` (task kind + the model's config) of
+    any kind's model into ``directory``; the kind saves its vocabularies beside them."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / "model.pt")
     meta = {"task": task, "model_config": model.config.to_dict(), "seqflow_version": __version__}
     (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return directory
+
+
+def load_model(directory: str | Path, config_cls, model_cls, device: str = "auto") -> tuple[torch.nn.Module, torch.device]:
+    """The model saved by :func:`save_model` (on ``device``) and that device; weights only, no pickles."""
+    directory, target = Path(directory), resolve_device(device)
+    model = model_cls(config_cls.from_dict(read_model_meta(directory)["model_config"]))
+    model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
+    return model.to(target), target
+
+
+def save_history(directory: str | Path, result, monitor: str) -> None:
+    """``history.json``: the training result (per-epoch records, best epoch, stop reason) and the metric
+    that picked the best epoch."""
+    history = {**result.__dict__, "monitor": monitor}
+    (Path(directory) / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+
+
+def read_history(directory: str | Path) -> dict:
+    """``history.json`` of a model directory."""
+    return json.loads((Path(directory) / "history.json").read_text(encoding="utf-8"))
+
+
+def save_model_dir(directory: str | Path, task: str, model: torch.nn.Module, featurizer: Featurizer,
+                   labels: LabelMap) -> Path:
+    """Write a self-describing model directory (state_dict + config + vocabulary + label map)."""
+    directory = save_model(directory, task, model)
     featurizer.save(directory)
     labels.save(directory / "labels.json")
     return directory
@@ -41,8 +68,5 @@ def read_model_meta(directory: str | Path) -> dict:
 
 def load_model_parts(directory: str | Path, config_cls, model_cls, device: str = "auto"):
     """``(model on device, featurizer, label map, device)`` of a model directory; weights only, no pickles."""
-    directory = Path(directory)
-    target = resolve_device(device)
-    model = model_cls(config_cls.from_dict(read_model_meta(directory)["model_config"]))
-    model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
-    return model.to(target), Featurizer.load(directory), LabelMap.load(directory / "labels.json"), target
+    model, target = load_model(directory, config_cls, model_cls, device)
+    return model, Featurizer.load(directory), LabelMap.load(Path(directory) / "labels.json"), target

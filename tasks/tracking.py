@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from seqmodels.digest import file_digest
+from seqmodels.predict import read_history
 from tasks.settings import configure_mlflow
 
 
@@ -38,7 +39,7 @@ def model_params(model_dir: str) -> dict:
             params[f"model.num_{key.removesuffix('_names')}s"] = len(value)
         else:
             params[f"model.{key}"] = value
-    history = json.loads((Path(model_dir) / "history.json").read_text(encoding="utf-8"))
+    history = read_history(model_dir)
     if "monitor" in history:
         params["train.monitor"] = history["monitor"]
     return params

@@ -12,6 +12,7 @@ from prefect import task
 from seqmodels.digest import write_text_hashes
 from seqmodels.kinds import get_kind
 from seqmodels.plots import plot_confusion_matrix, plot_learning_curves
+from seqmodels.predict import read_history
 from seqmodels.training import TrainerConfig
 from tasks.prepare import kind_and_options
 from tasks.tracking import MlflowEpochLogger
@@ -38,7 +39,7 @@ def evaluate_model(kind_name: str, model_dir: str, test_path: str, out_dir: str,
     out.mkdir(parents=True, exist_ok=True)
     kind = get_kind(kind_name)
     report = kind.evaluate(model_dir, test_path, device)
-    history = json.loads((Path(model_dir) / "history.json").read_text())
+    history = read_history(model_dir)
     files = {"metrics": out / "metrics.json"}
     if report.confusion is not None:
         files["confusion_matrix"] = plot_confusion_matrix(report.confusion, report.labels, out / "confusion_matrix.png")

@@ -3,7 +3,6 @@ the character vocabulary; training with truncated BPTT through the shared traine
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -12,11 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from seqmodels import __version__
 from seqmodels.kinds.generate.model import CharLM, CharLMConfig
 from seqmodels.kinds.generate.sampling import SamplingConfig, generate
 from seqmodels.kinds.generate.streams import CharVocab, StreamLoader
-from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device, seed_everything
+from seqmodels.predict import load_model, read_history, save_history, save_model
+from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
 
 TASK = "generate"
 VOCAB_FILE = "chars.json"
@@ -78,29 +77,16 @@ def train_language_model(splits: dict[str, str], vocab_dir: str, run_dir: Path, 
     if resume:
         trainer.resume()
     result = trainer.fit()
-    save_model_dir(model_dir, trainer.model, vocab)
-    history = {**result.__dict__, "monitor": trainer_config.monitor}
-    (model_dir / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+    save_model(model_dir, TASK, trainer.model)  # state_dict + config, and the character vocabulary beside them
+    vocab.save(model_dir / VOCAB_FILE)
+    save_history(model_dir, result, trainer_config.monitor)
     return model_dir
-
-
-def save_model_dir(directory: Path, model: CharLM, vocab: CharVocab) -> Path:
-    """state_dict + config + character vocabulary; nothing pickled."""
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / "model.pt")
-    meta = {"task": TASK, "model_config": model.config.to_dict(), "seqflow_version": __version__}
-    (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    vocab.save(directory / VOCAB_FILE)
-    return directory
 
 
 def load_model_dir(directory: str | Path, device: str = "auto") -> tuple[CharLM, CharVocab, torch.device]:
     """The model (eval mode, on ``device``) and vocabulary of a model directory; weights only."""
-    directory, target = Path(directory), resolve_device(device)
-    meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    model = CharLM(CharLMConfig.from_dict(meta["model_config"]))
-    model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
-    return model.to(target).eval(), CharVocab.load(directory / VOCAB_FILE), target
+    model, target = load_model(directory, CharLMConfig, CharLM, device)
+    return model.eval(), CharVocab.load(Path(directory) / VOCAB_FILE), target
 
 
 @torch.no_grad()
@@ -123,8 +109,8 @@ def evaluate_language_model(model_dir: str, test_path: str, device: str = "auto"
     """Test nats / bits per character and perplexity, and the best epoch's validation ones."""
     model, vocab, target = load_model_dir(model_dir, device)
     nats, count = stream_nats(model, vocab.encode(read_stream(test_path)), target)
-    history = json.loads((Path(model_dir) / "history.json").read_text(encoding="utf-8"))
-    return {**per_char_metrics(nats), **per_char_metrics(history["best_val_loss"], "val_"), "num_test_chars": count}
+    best_val = read_history(model_dir)["best_val_loss"]
+    return {**per_char_metrics(nats), **per_char_metrics(best_val, "val_"), "num_test_chars": count}
 
 
 def unigram_nats(test_path: str) -> float:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from seqmodels import __version__
 from seqmodels.kinds.translate.batches import PairLoader, pair_batch
 from seqmodels.kinds.translate.decode import beam_search, greedy_decode
 from seqmodels.kinds.translate.model import Seq2Seq, Seq2SeqConfig
 from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
-from seqmodels.training import Callback, Trainer, TrainerConfig, resolve_device, seed_everything
+from seqmodels.predict import load_model, save_history, save_model
+from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
 from seqmodels.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -135,20 +135,10 @@ def train_translator(splits: dict[str, str], text_dir: str, run_dir: Path, model
     if resume:
         trainer.resume()
     result = trainer.fit()
-    model_dir = save_model_dir(Path(run_dir) / "model", trainer.model, codec)
-    history = {**result.__dict__, "monitor": trainer_config.monitor}
-    (model_dir / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+    model_dir = save_model(Path(run_dir) / "model", TASK, trainer.model)  # and both vocabularies beside it
+    codec.save(model_dir)
+    save_history(model_dir, result, trainer_config.monitor)
     return model_dir
-
-
-def save_model_dir(directory: Path, model: Seq2Seq, codec: TextCodec) -> Path:
-    """state_dict + config + both vocabularies; nothing pickled."""
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / "model.pt")
-    meta = {"task": TASK, "model_config": model.config.to_dict(), "seqflow_version": __version__}
-    (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    codec.save(directory)
-    return directory
 
 
 class Translator:
@@ -159,11 +149,8 @@ class Translator:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> "Translator":
-        directory, target = Path(model_dir), resolve_device(device)
-        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-        model = Seq2Seq(Seq2SeqConfig.from_dict(meta["model_config"]))
-        model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
-        return cls(model.to(target), TextCodec.load(directory), target)
+        model, target = load_model(model_dir, Seq2SeqConfig, Seq2Seq, device)
+        return cls(model, TextCodec.load(model_dir), target)
 
     def translate(self, texts: list[str], beam: int = 5, batch_size: int = 64, max_len: int | None = None) -> list[str]:
         """The translation of every text (an empty one translates to ""); ``beam`` 1 is greedy."""
