@@ -136,17 +136,41 @@ def add_predict(commands) -> None:
     p = commands.add_parser("predict", help="run the batch flow once: new inbox files -> Parquet",
                             description="Predict every new file of an inbox (or one file) with a registered "
                                         "model, exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
-    p.add_argument("--model-name", required=True, help="registered model name")
-    p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
+    add_model_options(p)
     p.add_argument("--input", required=True, metavar="DIR_OR_FILE", help="inbox directory or a single file")
     p.add_argument("--output", required=True, metavar="DIR", help="output directory (Parquet, ledger, quarantine)")
     p.add_argument("--text-col", default="text", help="text column of CSV / TSV / JSONL / Parquet files (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=512, help="texts per model forward (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
-    p.add_argument("--data-dir", help="seqflow data directory (default: $SEQFLOW_HOME or ./seqflow_data)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_run_options(p)
     p.set_defaults(handler=run_predict)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model-name`` and ``--alias``: the registered model a command applies."""
+    parser.add_argument("--model-name", required=True, help="registered model name")
+    parser.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--tracking-uri``, ``--data-dir`` and ``--threads`` of a command that applies a model."""
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
+    parser.add_argument("--data-dir", help="seqflow data directory (default: $SEQFLOW_HOME or ./seqflow_data)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def registered_predictor(args: argparse.Namespace, kind):
+    """The predictor of ``models:/NAME@ALIAS``, which must be a model of ``kind`` (a command's task kind)."""
+    from seqmodels.predict import read_model_meta
+    from tasks.batch import fetch_model
+    from tasks.settings import tracking_uri
+
+    model = fetch_model.fn(args.model_name, args.alias, tracking_uri(args.tracking_uri, args.data_dir), args.data_dir)
+    task = read_model_meta(model["model_dir"])["task"]
+    if task != kind.name:
+        raise ValueError(f"models:/{args.model_name}@{args.alias} is a {task!r} model, not a {kind.name!r} one "
+                         f"({kind.description}); train one with `seqflow train {kind.name}`")
+    return kind.load_predictor(model["model_dir"], args.device)
 
 
 def run_predict(args: argparse.Namespace) -> dict:

@@ -14,14 +14,13 @@ from pathlib import Path
 
 def add_generate(commands) -> None:
     """The ``generate`` command: model, prefix, and one option per sampling field."""
-    from flows.cli import add_option
+    from flows.cli import add_model_options, add_option, add_run_options
     from seqmodels.kinds.generate.sampling import SamplingConfig
     from seqmodels.options import option_types
 
     p = commands.add_parser("generate", help="sample text from a registered language model (seqflow train generate)",
                             description="Sample text from models:/NAME@ALIAS, streamed to stdout as it is sampled.")
-    p.add_argument("--model-name", required=True, help="registered model name")
-    p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
+    add_model_options(p)
     prefix = p.add_mutually_exclusive_group()
     prefix.add_argument("--prefix", default="", help="text to continue (default: the start of a line)")
     prefix.add_argument("--prefix-file", metavar="FILE", help="read the prefix from FILE")
@@ -30,10 +29,7 @@ def add_generate(commands) -> None:
     sampling = p.add_argument_group("sampling")
     for field in dataclasses.fields(SamplingConfig):
         add_option(sampling, field, option_types(SamplingConfig)[field.name])
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
-    p.add_argument("--data-dir", help="seqflow data directory (default: $SEQFLOW_HOME or ./seqflow_data)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_run_options(p)
     p.set_defaults(handler=run_generate)
 
 
@@ -47,19 +43,15 @@ def sampling_options(args: argparse.Namespace):
 
 def run_generate(args: argparse.Namespace, out=None) -> None:
     """Load the model, write the prefix, then each sampled character as it comes; samples end with a newline."""
-    from seqmodels.kinds import load_predictor
-    from tasks.batch import fetch_model
-    from tasks.settings import tracking_uri
+    from flows.cli import registered_predictor
+    from seqmodels.kinds.generate import KIND
 
     out = out or sys.__stdout__
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     config = sampling_options(args)
     prefix = Path(args.prefix_file).read_text(encoding="utf-8") if args.prefix_file else args.prefix
-    model = fetch_model.fn(args.model_name, args.alias, tracking_uri(args.tracking_uri, args.data_dir), args.data_dir)
-    predictor = load_predictor(model["model_dir"], args.device)
-    if not hasattr(predictor, "generate"):
-        raise ValueError(f"models:/{args.model_name}@{args.alias} is not a language model (seqflow train generate)")
+    predictor = registered_predictor(args, KIND)
     if args.num_samples == 1:  # stream: a terminal sees the characters appear
         out.write(prefix)
         predictor.generate([prefix], config, on_text=lambda _, piece: (out.write(piece), out.flush()))

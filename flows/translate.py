@@ -9,27 +9,24 @@ from pathlib import Path
 
 def add_translate(commands) -> None:
     """The ``translate`` command: model, beam, sentences from the arguments or a file."""
+    from flows.cli import add_model_options, add_run_options
+
     p = commands.add_parser("translate", help="translate sentences with a registered model (seqflow train translate)",
                             description="Translate each TEXT (or each line of --input) with models:/NAME@ALIAS; one "
                                         "translation a line on stdout, in order.")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to translate")
     p.add_argument("--input", metavar="FILE", help="translate every line of FILE instead (a blank line stays blank)")
-    p.add_argument("--model-name", required=True, help="registered model name")
-    p.add_argument("--alias", default="champion", help="registered model alias (default: %(default)s)")
+    add_model_options(p)
     p.add_argument("--beam", type=int, default=5, help="beam size; 1 is greedy (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite in the data dir)")
-    p.add_argument("--data-dir", help="seqflow data directory (default: $SEQFLOW_HOME or ./seqflow_data)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_run_options(p)
     p.set_defaults(handler=run_translate)
 
 
 def run_translate(args: argparse.Namespace, out=None) -> None:
     """Load the model and write one translation per input sentence."""
-    from seqmodels.kinds import load_predictor
-    from tasks.batch import fetch_model
-    from tasks.settings import tracking_uri
+    from flows.cli import registered_predictor
+    from seqmodels.kinds.translate import KIND
 
     out = out or sys.__stdout__
     if bool(args.texts) == bool(args.input):
@@ -37,10 +34,7 @@ def run_translate(args: argparse.Namespace, out=None) -> None:
     if args.beam < 1:
         raise ValueError(f"--beam must be at least 1, got {args.beam}")
     texts = Path(args.input).read_text(encoding="utf-8").splitlines() if args.input else args.texts
-    model = fetch_model.fn(args.model_name, args.alias, tracking_uri(args.tracking_uri, args.data_dir), args.data_dir)
-    predictor = load_predictor(model["model_dir"], args.device)
-    if not hasattr(predictor, "translator"):
-        raise ValueError(f"models:/{args.model_name}@{args.alias} is not a translation model (seqflow train translate)")
+    predictor = registered_predictor(args, KIND)
     for translation in predictor.translator.translate(texts, beam=args.beam, batch_size=args.batch_size):
         out.write(translation + "\n")
     out.flush()

@@ -128,3 +128,10 @@ def test_the_batch_flow_scores_each_line_in_nats_per_character(language_model):
     familiar, garbled, blank = table["nats_per_char"]
     assert familiar < 1.0 < garbled and blank is None and table["reason"][2] == "empty text"
     assert table["text"][:2] == ["the cat sat on the log", "qzx vvk jjw"]
+
+
+def test_a_command_of_another_kind_refuses_the_language_model_naming_both_kinds(language_model):
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "translate", "to be", "--model-name", "rhymes",
+                           "--data-dir", str(language_model["home"]), "--tracking-uri", language_model["tracking_uri"]],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1 and "is a 'generate' model, not a 'translate' one" in proc.stderr
