@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from seqmodels.models.config import ModelConfig
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
 
 POOLINGS = ("last", "max", "mean", "last_max")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ModelConfig):
     """An RNN text classifier: encoder, pooling of its outputs and the MLP head."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -33,13 +34,6 @@ class ClassifierConfig:
             self.encoder = EncoderConfig(**self.encoder)
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ClassifierConfig":
-        return cls(**data)
 
 
 class RNNClassifier(nn.Module):

@@ -8,18 +8,20 @@ state, detached so gradients stop at the chunk boundary.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqmodels.models.config import ModelConfig
+
 State = Any  # Tensor (layers, streams, hidden) for a GRU; a pair of them for an LSTM; None: zeros
 
 
 @dataclass
-class CharLMConfig:
+class CharLMConfig(ModelConfig):
     """Sizes of the language model; ``vocab_size`` is set from the fitted character vocabulary."""
 
     vocab_size: int = 0
@@ -32,13 +34,6 @@ class CharLMConfig:
     dropout: float = field(default=0.25, metadata={"help": "dropout between RNN layers and before the output"})
     tie_weights: bool = field(default=False, metadata={
         "help": "share the embedding with the output layer (a projection maps the RNN output to its size)"})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CharLMConfig":
-        return cls(**data)
 
 
 def detach_state(state: State) -> State:

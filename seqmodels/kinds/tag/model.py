@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from seqmodels.batching import IGNORE_TAG
+from seqmodels.models.config import ModelConfig
 from seqmodels.models.dropout import FastDropout
 from seqmodels.models.encoder import EncoderConfig, RecurrentEncoder
 from seqmodels.kinds.tag.crf import CRF
@@ -28,7 +29,7 @@ def _tagger_encoder() -> EncoderConfig:
 
 
 @dataclass
-class TaggerConfig:
+class TaggerConfig(ModelConfig):
     """A BiLSTM / BiGRU tagger: encoder, dropout before the tag layer, softmax or CRF output.
 
     ``tag_names`` (set from the label map) lets a CRF constrain decoding to valid BIO paths when the
@@ -48,13 +49,6 @@ class TaggerConfig:
     @property
     def num_tags(self) -> int:
         return len(self.tag_names)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TaggerConfig":
-        return cls(**data)
 
 
 class RNNTagger(nn.Module):

@@ -15,7 +15,7 @@ Token ids: 0 ``<pad>``, 1 ``<unk>``, 2 ``<s>``, 3 ``</s>`` in both vocabularies.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -23,13 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqmodels.models.config import ModelConfig
+
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 
 State = Any  # Tensor (layers, batch, decoder_dim) for a GRU; a pair of them (h, c) for an LSTM
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     """Sizes and training choices of the encoder-decoder; the vocabulary sizes are set from the fitted vocabularies."""
 
     src_vocab_size: int = 0
@@ -50,13 +52,6 @@ class Seq2SeqConfig:
     label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the cross-entropy"})
     tie_decoder_embeddings: bool = field(default=False, metadata={
         "help": "share the target embedding with the output layer (through a projection to its size)"})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Seq2SeqConfig":
-        return cls(**data)
 
 
 def reorder_state(state: State, index: torch.Tensor) -> State:
