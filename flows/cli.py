@@ -256,9 +256,12 @@ def _stopped_by_sigterm(argv: list[str]) -> int:
 
 
 def _sigterm_was_received() -> bool:
-    """Whether training was asked to stop in this process (an error it raised is then the SIGTERM's doing)."""
+    """Whether a SIGTERM reached this command, or training was asked to stop in this process (an error
+    raised then is the SIGTERM's doing)."""
+    from flows.startup import SIGTERM_RECEIVED
+
     training = sys.modules.get("seqmodels.training")
-    return training is not None and training.stop_requested()
+    return SIGTERM_RECEIVED.is_set() or (training is not None and training.stop_requested())
 
 
 def _with_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -305,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             return _main(argv)
     except Terminated:
         return _stopped_by_sigterm(argv)
+    except BaseException:  # e.g. a native import the SIGTERM interrupted fails in its own way
+        if _sigterm_was_received():
+            return _stopped_by_sigterm(argv)
+        raise
 
 
 def _main(argv: list[str]) -> int:

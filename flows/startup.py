@@ -69,6 +69,11 @@ class Terminated(SystemExit):
     """Raised in the main thread by the SIGTERM handler of :func:`stop_on_sigterm`."""
 
 
+# Set by the SIGTERM handler. Raised inside a C extension's import (pydantic_core, while Prefect loads), the
+# Terminated exception surfaces as that extension's own failure; this says the SIGTERM caused it.
+SIGTERM_RECEIVED = threading.Event()
+
+
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """While inside: SIGTERM (a scheduler, ``kill``) asks training to stop at its next batch, in whatever
@@ -81,6 +86,7 @@ def stop_on_sigterm() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
+        SIGTERM_RECEIVED.set()
         training = sys.modules.get("seqmodels.training")  # not loaded yet: no training can be running
         if training is not None:
             training.request_stop()
@@ -89,6 +95,7 @@ def stop_on_sigterm() -> Iterator[None]:
     training = sys.modules.get("seqmodels.training")
     if training is not None:
         training.clear_stop_request()  # a request from an earlier command in this process is spent
+    SIGTERM_RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield

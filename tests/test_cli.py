@@ -130,3 +130,24 @@ def test_train_with_an_unreachable_tracking_server_fails_naming_it(prefect_harne
                  "--tracking-uri", uri])
     assert code == 1
     assert f"the MLflow tracking server {uri} is not reachable" in capsys.readouterr().err
+
+
+def test_a_sigterm_that_breaks_a_native_import_still_exits_as_stopped_by_sigterm(monkeypatch, capsys):
+    """SIGTERM raised inside a C extension's import (pydantic_core, during Prefect's) surfaces as that
+    extension's own failure, a BaseException that is not Terminated: it is still the SIGTERM's doing."""
+    import flows.cli as cli
+    import flows.startup as startup
+
+    class NativePanic(BaseException):  # as pyo3's PanicException
+        pass
+
+    def interrupted_import(argv):
+        startup.SIGTERM_RECEIVED.set()
+        raise NativePanic("failed to import `datetime` C API")
+
+    monkeypatch.setattr(cli, "_main", interrupted_import)
+    assert cli.main(["train", "classify", "--train", "t.csv"]) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_main", lambda argv: (_ for _ in ()).throw(NativePanic("no SIGTERM")))
+    with pytest.raises(NativePanic):  # without a SIGTERM, a failure stays a failure
+        cli.main(["train", "classify", "--train", "t.csv"])
