@@ -165,6 +165,13 @@ class Seq2Seq(nn.Module):
 
         ``keys`` is ``prepare(memory, mask)``, computed here when not given.
         """
+        readout, state, extra, weights = self.readout_step(prev_tokens, state, memory, mask, extra, keys)
+        return self._logits(readout), state, extra, weights
+
+    def readout_step(self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor, mask: torch.Tensor,
+                     extra: torch.Tensor | None = None, keys: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, State, torch.Tensor | None, torch.Tensor]:
+        """``decode_step`` before the output layer: the readout ``(batch, dim)`` in place of the logits."""
         keys = self.prepare(memory, mask) if keys is None else keys
         embedded = self.dropout(self.tgt_embedding(prev_tokens))  # (batch, embedding_dim)
         if self.config.attention == "luong":
@@ -178,7 +185,7 @@ class Seq2Seq(nn.Module):
         hidden = output.squeeze(1)  # (batch, dim)
         if self.combine is not None:
             hidden = torch.tanh(self.combine(torch.cat([hidden, context, embedded], -1)))
-        return self._logits(hidden), state, None, weights
+        return hidden, state, None, weights
 
     def _luong_step(self, embedded: torch.Tensor, state: State, memory: torch.Tensor, mask: torch.Tensor,
                     extra: torch.Tensor | None, keys: torch.Tensor):
@@ -191,22 +198,26 @@ class Seq2Seq(nn.Module):
         weights = self._general(output, keys, mask)  # (batch, 1, src_len)
         context = weights @ memory  # (batch, 1, 2*hidden)
         attentional = torch.tanh(self.combine(torch.cat([context, output], -1))).squeeze(1)  # (batch, dim)
-        return (self._logits(attentional), state, attentional if self.config.input_feeding else None,
-                weights.squeeze(1))
+        return attentional, state, attentional if self.config.input_feeding else None, weights.squeeze(1)
 
     def decode_parallel(self, tgt_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, state: State,
                         keys: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``(batch, tgt_len, tgt_vocab)`` in one decoder RNN call (``parallel_decoding``)."""
+        return self._logits(self.readout_parallel(tgt_in, memory, mask, state, keys))
+
+    def readout_parallel(self, tgt_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, state: State,
+                         keys: torch.Tensor) -> torch.Tensor:
+        """``decode_parallel`` before the output layer: readouts ``(batch, tgt_len, dim)``."""
         if not self.parallel_decoding:
             raise ValueError("parallel decoding needs attention 'none' or 'luong' without input feeding")
         embedded = self.dropout(self.tgt_embedding(tgt_in))  # (batch, tgt_len, embedding_dim)
         if self.config.attention == "none":
             context = keys.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)  # (batch, tgt_len, 2*hidden)
             output, _ = self.decoder(torch.cat([embedded, context], -1), state)  # (batch, tgt_len, dim)
-            return self._logits(output)
+            return output
         output, _ = self.decoder(embedded, state)  # (batch, tgt_len, dim)
         context = self._general(output, keys, mask) @ memory  # (batch, tgt_len, 2*hidden)
-        return self._logits(torch.tanh(self.combine(torch.cat([context, output], -1))))
+        return torch.tanh(self.combine(torch.cat([context, output], -1)))
 
     def decode_loop(self, tgt_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, state: State,
                     keys: torch.Tensor, teacher_forcing: float = 1.0) -> torch.Tensor:
@@ -235,20 +246,41 @@ class Seq2Seq(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(batch, tgt_len, tgt_vocab)`` for ``tgt_in`` (teacher forcing as configured; always in eval)."""
+        readouts, logits = self._decode(batch)
+        return self._logits(readouts) if logits is None else logits
+
+    def _decode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(readouts (batch, tgt_len, dim), None)`` when every input is the gold token, else ``(None, logits)``:
+        the model's own predictions need the logits of every step."""
         memory, mask, state = self.encode(batch["src"], batch["src_lengths"])
         keys = self.prepare(memory, mask)
         forcing = self.config.teacher_forcing if self.training else 1.0
         if forcing >= 1.0 and self.parallel_decoding:
-            return self.decode_parallel(batch["tgt_in"], memory, mask, state, keys)
-        return self.decode_loop(batch["tgt_in"], memory, mask, state, keys, forcing)
+            return self.readout_parallel(batch["tgt_in"], memory, mask, state, keys), None
+        if forcing >= 1.0:
+            return self.readout_loop(batch["tgt_in"], memory, mask, state, keys), None
+        return None, self.decode_loop(batch["tgt_in"], memory, mask, state, keys, forcing)
+
+    def readout_loop(self, tgt_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, state: State,
+                     keys: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced readouts ``(batch, tgt_len, dim)`` step by step (attention that needs the previous state)."""
+        steps, extra = [], None
+        for t in range(tgt_in.shape[1]):
+            readout, state, extra, _ = self.readout_step(tgt_in[:, t], state, memory, mask, extra, keys)
+            steps.append(readout)
+        return torch.stack(steps, 1)  # (batch, tgt_len, dim)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The trainer's view: label-smoothed cross-entropy per real target token, the ``count`` of real target
-        tokens and the number of them ``correct``ly predicted (argmax)."""
-        logits = self(batch)  # (batch, tgt_len, tgt_vocab)
+        tokens and the number of them ``correct``ly predicted (argmax).
+
+        The output layer, the largest cost on a CPU (hidden x target vocabulary per token), runs only on the real
+        target positions, not on padding."""
         targets = batch["tgt_out"]  # (batch, tgt_len)
         real = targets != PAD_ID
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),  # over batch*tgt_len
-                               ignore_index=PAD_ID, label_smoothing=self.config.label_smoothing)
-        correct = ((logits.detach().argmax(-1) == targets) & real).sum()
+        readouts, logits = self._decode(batch)
+        logits = self._logits(readouts[real]) if logits is None else logits[real]  # (real tokens, tgt_vocab)
+        gold = targets[real]  # (real tokens,)
+        loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.config.label_smoothing)
+        correct = (logits.detach().argmax(-1) == gold).sum()
         return {"loss": loss, "count": real.sum(), "correct": correct}
