@@ -75,8 +75,29 @@ def run(name: str, seed: int, args: dict) -> dict:
                                         for batch in BatchLoader(data(te), 256, targets=label_targets)]))
     targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
     accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
-    return {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs,
-            "wall": round(time.time() - started, 1)}
+    out = {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs}
+    if args.get("linear"):  # the RNN (last member) mixed with the TF-IDF + SVM member, weight chosen on val
+        out.update(linear_member(model, data, texts, y, tr, va, te, len(label_map), seed))
+    return {**out, "wall": round(time.time() - started, 1)}
+
+
+def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int) -> dict:
+    """Test accuracy of the linear member alone and mixed with the RNN at the weight chosen on validation."""
+    from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
+
+    member = LinearMember.fit([texts[i] for i in tr], y[tr], num_classes, seed)
+
+    def log_probs(ix):  # BatchLoader without shuffling yields rows in order of `index`
+        out = np.zeros((len(ix), num_classes))
+        for batch in BatchLoader(data(ix), 256, targets=label_targets):
+            out[batch["index"].numpy()] = torch.log(model.predict_proba(batch)).numpy()
+        return out
+
+    weight, by_weight = choose_weight(log_probs(va), member.scores([texts[i] for i in va]), y[va])
+    test_scores = member.scores([texts[i] for i in te])
+    mix = (log_probs(te) + weight * test_scores).argmax(-1) == y[te]
+    return {"linear_acc": round(100 * float((test_scores.argmax(-1) == y[te]).mean()), 2), "weight": weight,
+            "mix_acc": round(100 * float(mix.mean()), 2), "val": {str(k): round(100 * v, 1) for k, v in by_weight.items()}}
 
 
 def main() -> None:

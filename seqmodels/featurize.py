@@ -116,7 +116,7 @@ EMPTY_AFTER_CLEANING = "empty after cleaning"
 def tokenize_texts(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, clean: CleanConfig) -> TokenizedTexts:
     """Cut raw texts to ``clean.max_chars`` characters, clean and tokenise them, keep the first
     ``clean.max_tokens`` tokens (the cleaned string of a cut text is its kept tokens joined by spaces)."""
-    arr = _string_array(texts)
+    arr = as_string_array(texts)
     cut = np.zeros(len(arr), dtype=bool)
     if clean.max_chars is not None:
         too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), clean.max_chars), False)
@@ -130,7 +130,7 @@ def tokenize_texts(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, cle
     return TokenizedTexts(cleaned, tokens, empty.to_numpy(zero_copy_only=False), cut | over)
 
 
-def _string_array(texts) -> pa.Array:
+def as_string_array(texts) -> pa.Array:
     """Texts as one Arrow string array."""
     if isinstance(texts, pa.ChunkedArray):
         return texts.combine_chunks()

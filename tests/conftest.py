@@ -19,10 +19,11 @@ send_library_logs_to_prefect()
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """The Prefect ephemeral API, started once (about 10 s here) for every flow test."""
+    """The Prefect ephemeral API, started once (about 10 s here) for every flow test. Its start-up limit is
+    raised from 30 s to 120 s: on 2 busy cores the server took over 30 s and every flow test errored."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):
         yield
 
 

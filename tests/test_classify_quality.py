@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -78,3 +79,68 @@ def test_default_cleaning_keeps_negation_and_question_words():
         assert word in cleaned.split()
     removing = clean_column(["What is not obvious?"], replace(config, remove_stopwords=True))[0].as_py()
     assert removing.split() == ["obvious"]  # what the old default did to a question
+
+
+def _topic_texts():
+    texts = [f"{w} {v}" for topic in WORDS.values() for w in topic for v in topic]
+    labels = np.array([i for i, topic in enumerate(WORDS.values()) for _ in topic for _ in topic])
+    return texts, labels
+
+
+@pytest.mark.parametrize("classes", [3, 2])
+def test_linear_member_saved_without_pickles_scores_the_same_after_loading(tmp_path, classes):
+    from seqmodels.kinds.classify.baseline import LINEAR_NPZ, LinearMember
+
+    texts, labels = _topic_texts()
+    keep = labels < classes
+    member = LinearMember.fit([t for t, k in zip(texts, keep) if k], labels[keep], classes)
+    member.weight = 4.0
+    member.save(tmp_path)
+    loaded = LinearMember.load(tmp_path)
+    probe = ["goal striker", "bank profit", "quantum laser", "unseen words!"]
+    assert loaded.weight == 4.0 and loaded.C == member.C
+    np.testing.assert_allclose(loaded.scores(probe), member.scores(probe), rtol=1e-5, atol=1e-6)
+    assert loaded.scores(probe).shape == (4, classes)
+    assert list(loaded.scores(probe)[:2].argmax(-1)) == [0, 1]  # sports, business
+    np.load(tmp_path / LINEAR_NPZ, allow_pickle=False).close()  # plain arrays: loads without pickle
+    assert LinearMember.load(tmp_path / "missing") is None
+
+
+def test_member_weight_is_chosen_on_validation_accuracy_smallest_of_equals():
+    from seqmodels.kinds.classify.baseline import choose_weight
+
+    log_probs = np.log(np.array([[0.6, 0.4], [0.6, 0.4], [0.9, 0.1]]))  # the RNN says class 0 three times
+    scores = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])  # the SVM says class 1 three times
+    weight, accuracy = choose_weight(log_probs, scores, np.array([1, 1, 0]), weights=(0.0, 0.25, 1.0, 4.0))
+    # 0: 1/3; 0.25: 1/3 (0.25 < log 1.5); 1: 2/3 (1 > log 1.5, 1 < log 9); 4: 2/3 -> the smaller of the equals
+    assert weight == 1.0 and accuracy[0.0] == pytest.approx(1 / 3) and accuracy[4.0] == pytest.approx(2 / 3)
+    assert choose_weight(log_probs, scores, np.array([0, 0, 0]), weights=(0.0, 1.0))[0] == 0.0
+
+
+def test_the_model_mixes_its_linear_member_and_reports_the_rnn_alone(trained_classifier):
+    from seqmodels.kinds.classify.predictor import ClassifierPredictor
+
+    # a barely trained RNN: the linear member wins on validation and gets a weight
+    result = train_tiny(trained_classifier["home"], "topics-weak-rnn", epochs=1, lr=1e-6)
+    metrics = result["metrics"]
+    assert metrics["linear_weight"] > 0 and metrics["rnn_accuracy"] < 0.9 <= metrics["accuracy"]
+    model_dir = Path(result["run_dir"]) / "model"
+    predictor = ClassifierPredictor.load(model_dir, "cpu")
+    assert predictor.linear is not None and predictor.linear.weight == metrics["linear_weight"]
+    texts = ["Coach praises striker after the match", "Stocks rally as bank profit rises"]
+    mixed = predictor.predict_texts(texts)
+    rnn = predictor.rnn_log_probs(texts)
+    expected = rnn + predictor.linear.weight * predictor.linear.scores(texts)
+    proba = np.exp(expected - expected.max(-1, keepdims=True))
+    proba /= proba.sum(-1, keepdims=True)
+    np.testing.assert_allclose(mixed["score"], proba.max(-1), rtol=1e-5)
+    assert list(mixed["label"]) == [predictor.labels.labels[i] for i in expected.argmax(-1)]
+
+
+def test_no_linear_member_leaves_the_rnn_alone(trained_classifier):
+
+    from seqmodels.kinds.classify.baseline import LINEAR_JSON
+
+    result = train_tiny(trained_classifier["home"], "topics-rnn-only", linear_member=False, epochs=1)
+    assert result["metrics"]["linear_weight"] == 0.0 and result["metrics"]["rnn_accuracy"] == result["metrics"]["accuracy"]
+    assert not (Path(result["run_dir"]) / "model" / LINEAR_JSON).exists()

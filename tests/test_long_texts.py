@@ -68,7 +68,7 @@ def test_text_that_cleans_to_nothing_gets_no_label_and_is_not_sent_to_the_model(
     predictor = classifier_predictor()
     sent = []
     predict_ids = predictor.predict_ids
-    monkeypatch.setattr(predictor, "predict_ids", lambda data, batch_size: sent.append(len(data)) or predict_ids(data, batch_size))
+    monkeypatch.setattr(predictor, "predict_ids", lambda data, batch_size, texts=None: sent.append(len(data)) or predict_ids(data, batch_size, texts))
     out = predictor.predict_texts(["oil prices", "the and of ???", None, "Team wins"])
     assert out["reason"].tolist() == [None, "empty after cleaning", "empty after cleaning", None]
     assert out["label"].isna().tolist() == [False, True, True, False] and out["score"].isna().tolist() == [False, True, True, False]

@@ -20,6 +20,7 @@ from seqmodels.featurize import TOKENS_TYPE, Featurizer, FeaturizerConfig
 from seqmodels.kinds.classify.metrics import classification_metrics
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.fitting import fit_and_save
+from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 from seqmodels.kinds.classify.predictor import ClassifierPredictor
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
@@ -110,12 +111,44 @@ def _predict_test(model_dir, test_path, device: str) -> tuple[ClassifierPredicto
     return predictor, predicted, table.column("label").to_pylist()
 
 
+def add_linear_member(model_dir, train_path, val_path, seed: int = 0) -> float:
+    """Fit the linear member (:class:`LinearMember`) on the training split's raw texts and choose its weight on
+    the validation split (rows that clean to nothing left out); saved in ``model_dir`` unless the weight is 0.
+    Returns the weight."""
+    predictor = ClassifierPredictor.load(model_dir, "cpu")
+    train, val = (pq.read_table(path, columns=["text", "label"]) for path in (train_path, val_path))
+    texts = train.column("text").to_pylist()
+    member = LinearMember.fit(texts, predictor.labels.encode(train.column("label").to_pylist()),
+                              len(predictor.labels), seed)
+    val_texts = val.column("text").to_pylist()
+    log_probs = predictor.rnn_log_probs(val_texts)  # (val rows, classes); NaN rows: empty after cleaning
+    kept = ~np.isnan(log_probs).any(-1)
+    targets = predictor.labels.encode(val.column("label").to_pylist())[kept]
+    weight, accuracy = choose_weight(log_probs[kept], member.scores([t for t, k in zip(val_texts, kept) if k]),
+                                     targets)
+    log.info("linear member (TF-IDF + LinearSVC, C=%g): validation accuracy by weight %s; weight %g%s", member.C,
+             "  ".join(f"{w:g}: {a:.4f}" for w, a in accuracy.items()), weight,
+             " (the RNN alone is best on validation: left out)" if weight == 0 else "")
+    if weight > 0:
+        member.weight = weight
+        member.save(model_dir)
+    return weight
+
+
 def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
-    """Predict the test split from its raw text (as a registry consumer would) and score it."""
+    """Predict the test split from its raw text (as a registry consumer would) and score it; with a linear
+    member, also the RNN alone (``rnn_accuracy``) and the member's ``linear_weight``."""
     predictor, predicted, truth = _predict_test(model_dir, test_path, device)
     y_true, y_pred = predictor.labels.encode(truth), predictor.labels.encode(predicted)
     metrics, per_class, confusion = classification_metrics(y_true, y_pred, predictor.labels.labels)
     metrics["num_test"] = len(y_true)
+    metrics["linear_weight"] = predictor.linear.weight if predictor.linear is not None else 0.0
+    if predictor.linear is not None:
+        rnn = predictor.rnn_log_probs(pq.read_table(test_path, columns=["text"]).column("text").combine_chunks())
+        rnn_pred = np.where(np.isnan(rnn).any(-1), -1, np.nan_to_num(rnn).argmax(-1))
+        metrics["rnn_accuracy"] = float((rnn_pred == y_true).mean())
+    else:
+        metrics["rnn_accuracy"] = metrics["accuracy"]
     return {"metrics": metrics, "tables": {"per_class": per_class}, "confusion": confusion,
             "labels": predictor.labels.labels}
 
