@@ -35,8 +35,10 @@ def pairs(sources: list[list[int]], targets: list[list[int]]) -> dict[str, torch
 
 def tiny(attention: str = "bahdanau", cell: str = "gru", input_feeding: bool = False, seed: int = 0,
          sharpen: float = 1.0, vocab: int = VOCAB, **overrides) -> Seq2Seq:
-    """A small random model; ``sharpen`` scales every weight so that its predictions depend on the input."""
+    """A small random model; ``sharpen`` scales every weight so that its predictions depend on the input.
+    Untied output layer unless ``tie_decoder_embeddings`` is given (the models these tests were written with)."""
     torch.manual_seed(seed)
+    overrides = {"tie_decoder_embeddings": False, **overrides}
     config = Seq2SeqConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, cell=cell, embedding_dim=8, hidden_dim=16,
                            dropout=0.0, attention=attention, input_feeding=input_feeding, **overrides)
     model = Seq2Seq(config)
@@ -201,6 +203,20 @@ def reverser() -> tuple[Seq2Seq, dict]:
     return model, batch
 
 
+def test_the_default_tied_output_layer_learns_to_reverse_too():
+    """The default model shares the target embedding with the output layer (through a projection)."""
+    batch = pairs(*reverse_task(40, seed=0))
+    model = tiny("luong", tie_decoder_embeddings=True)
+    assert model.output.weight is model.tgt_embedding.weight
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        model.step(batch)["loss"].backward()
+        optimizer.step()
+    expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
+    assert greedy_decode(model, batch["src"], batch["src_lengths"], max_len=8) == expected
+
+
 def test_a_tiny_model_learns_to_reverse_its_training_sequences(reverser):
     model, batch = reverser
     expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
@@ -227,8 +243,9 @@ def test_wider_beams_score_at_least_as_well_as_greedy(reverser):
     assert differ > 0  # the beams did find other hypotheses
 
 
-def test_step_counts_real_target_tokens_and_ignores_padding():
-    model = tiny("luong", label_smoothing=0.1).eval()
+@pytest.mark.parametrize("attention", ["luong", "bahdanau"])  # the whole-target and the step-by-step decoder
+def test_step_counts_real_target_tokens_and_ignores_padding(attention):
+    model = tiny(attention, label_smoothing=0.1).eval()
     batch = pairs([LONG, SHORT], [[6, 7, 8, 9, 10], [8, 9]])
     with torch.no_grad():
         out = model.step(batch)
