@@ -85,12 +85,14 @@ def variants(batch_size: int, same_global_batch: bool) -> list[tuple[str, int, i
 
 
 def summary(runs: dict[str, list[dict]], args: argparse.Namespace) -> dict:
-    """Median seconds per epoch of each variant and their ratios to ``nproc1``."""
+    """Median seconds per epoch of each variant, their ratios to ``nproc1`` (above 1: faster), median wall times
+    (start-up included: torchrun and its processes' imports) and mean test accuracy."""
     median = {name: statistics.median(r["s_per_epoch"] for r in rows) for name, rows in runs.items()}
     base = median["nproc1"]
     return {"bench": "ddp_train", "summary": True, "rows": args.rows, "epochs": args.epochs, "rounds": args.rounds,
             "cores": cores(), "s_per_epoch": {k: round(v, 3) for k, v in median.items()},
             "speedup_vs_nproc1": {k: round(base / v, 3) for k, v in median.items() if k != "nproc1"},
+            "wall_s": {k: round(statistics.median(r["wall_s"] for r in rows), 2) for k, rows in runs.items()},
             "test_accuracy": {k: round(statistics.mean(r["test_accuracy"] for r in rows), 4)
                               for k, rows in runs.items()}}
 

@@ -2,7 +2,7 @@
 
 ``torchrun`` starts the processes and sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; :func:`start_process_group`
 joins them (gloo on CPU, NCCL on GPUs, one GPU per process by ``LOCAL_RANK``). The trainer then wraps the model in
-``DistributedDataParallel`` (:func:`wrap_step`), gives each rank its share of the batches (a loader's ``shard``,
+``DistributedDataParallel`` (:func:`parallel_step`), gives each rank its share of the batches (a loader's ``shard``,
 see :func:`rank_batches`) and decides everything that ends an epoch or the training the same way on every rank
 (:func:`agree_max`, :func:`broadcast_from_main`). In a single process every helper here is a no-op.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -121,11 +121,14 @@ def rank_batch_count(n_batches: int, rank: int, world: int, pad: bool = True) ->
 
 def shard_loader(loader, pad: bool):
     """This rank's share of ``loader``'s batches, through the loader's ``shard(rank, world, pad)``; the loader
-    itself in a single process. A loader that cannot be split is a clear error."""
+    itself in a single process. Training batches (``pad``) from a loader that cannot be split are a clear error;
+    such a validation loader is scored whole on every rank (the same means, only slower)."""
     world = world_size()
     if world <= 1:
         return loader
     if not hasattr(loader, "shard"):
+        if not pad:
+            return loader
         raise TypeError(f"{type(loader).__name__} cannot split its batches across processes (it has no "
                         "shard(rank, world, pad)); train this kind with --nproc 1")
     return loader.shard(rank(), world, pad)
@@ -144,13 +147,13 @@ class _Step(torch.nn.Module):
         return self.model.step(batch)
 
 
-def wrap_step(model: torch.nn.Module, device: torch.device) -> Callable[[dict], dict]:
-    """``model.step`` in a single process; in a process group the same step through DistributedDataParallel
-    (gradients averaged across ranks in the backward pass). Parameters a batch leaves unused (a frozen or skipped
+def parallel_step(model: torch.nn.Module, device: torch.device) -> torch.nn.Module | None:
+    """In a process group, ``model``'s step through DistributedDataParallel (call it with a batch: gradients are
+    averaged across ranks in the backward pass); None in a single process (call ``model.step``). Parameters a batch leaves unused (a frozen or skipped
     branch) are allowed: correct for any model, at the cost of one walk over the autograd graph per step. Buffers
     are not synchronised at each step (the ranks' buffers are equal from the start)."""
     if world_size() <= 1:
-        return model.step
+        return None
     import inspect
 
     from torch.nn.parallel import DistributedDataParallel

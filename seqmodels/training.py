@@ -148,7 +148,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_loader = distributed.shard_loader(train_loader, pad=True)  # every rank the same number
         self.val_loader = distributed.shard_loader(val_loader, pad=False)  # each batch scored once
-        self._step = distributed.wrap_step(self.model, self.device)
+        self._parallel = distributed.parallel_step(self.model, self.device)  # None in a single process
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.callbacks = list(callbacks)
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -278,7 +278,7 @@ class Trainer:
                 return total / max(count, 1), False
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                out = self._step(batch)
+                out = self.model.step(batch) if self._parallel is None else self._parallel(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["loss"]).backward()
             if self.config.grad_clip:

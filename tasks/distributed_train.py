@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -76,7 +77,8 @@ def train_on_processes(kind_name: str, splits: dict[str, str], featurizer_dir: s
     _check_gpus(launch, trainer_config.get("device", "auto"))
     spec = {"kind": kind_name, "splits": splits, "featurizer_dir": featurizer_dir, "run_dir": str(run_dir),
             "model_config": model_config, "trainer_config": trainer_config, "options": options, "resume": resume,
-            "run_id": run_id, "threads": launch.threads_per_process(), "launcher_pid": os.getpid()}
+            "run_id": run_id, "threads": launch.threads_per_process(), "launcher_pid": os.getpid(),
+            "launcher_host": socket.gethostname()}
     spec_path = _write_json(Path(run_dir) / SPEC_FILE, spec)
     command = launch.torchrun_command(__name__, [str(spec_path)], rendezvous_flags())
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _set_up_process(spec: dict) -> None:
     """Log lines named by rank (the ranks above 0 only warnings), torch threads, SIGTERM stops training at the
-    next batch, and a watch on the CLI that launched the processes (gone: stop too)."""
+    next batch, and a watch on the CLI that launched the processes when it runs on this machine (gone: stop
+    too)."""
     import torch
 
     rank = int(os.environ.get("RANK", "0"))
@@ -196,7 +199,8 @@ def _set_up_process(spec: dict) -> None:
                         format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(int(spec["threads"]))
     signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
-    threading.Thread(target=_stop_when_gone, args=(int(spec["launcher_pid"]),), daemon=True).start()
+    if spec.get("launcher_host") == socket.gethostname():
+        threading.Thread(target=_stop_when_gone, args=(int(spec["launcher_pid"]),), daemon=True).start()
 
 
 def _stop_when_gone(pid: int) -> None:
