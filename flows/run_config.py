@@ -12,6 +12,8 @@ CONFIG_FILE, PREPARED_FILE = "config.json", "prepared.json"
 # Options that change where a run executes, not what it computes. The tracking URI, the data directory
 # and --resume itself are not in the configuration at all.
 IGNORED_ON_RESUME = frozenset({"train.device"})
+# Options added after runs were started: the value a config.json written before them stands for.
+ADDED_LATER = {"nproc": 1}
 
 
 def run_config(options: dict, inputs: dict[str, str]) -> dict:
@@ -36,7 +38,7 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
     if not path.exists():
         raise ValueError(f"--resume: {run_dir} has no {CONFIG_FILE} (it was started by an older seqflow), so its "
                          "options cannot be checked against these; start a new run without --resume")
-    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved = {**ADDED_LATER, **json.loads(path.read_text(encoding="utf-8"))}
     differences = [f"{key}: {json.dumps(saved.get(key))} -> {json.dumps(config.get(key))}"
                    for key in sorted(set(saved) | set(config))
                    if key not in IGNORED_ON_RESUME and saved.get(key) != config.get(key)]

@@ -37,7 +37,7 @@ def train(kind_name: str, options) -> State:
     kind = get_kind(kind_name)
     model_config, trainer_config = kind.model_config(options), kind.trainer_config(options)
     params = {"task": kind.name, **{f"{part}_file": getattr(options, part) for part in PARTS},
-              "model_name": options.model_name, **kind.run_params(options),
+              "model_name": options.model_name, "nproc": options.nproc, **kind.run_params(options),
               **config_params(model_config, trainer_config)}
     given = {part: path for part in PARTS if (path := getattr(options, part))}
     home, resume = options.home, options.resume

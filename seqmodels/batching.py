@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -9,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from seqmodels.distributed import rank_batch_count, rank_batches
 from seqmodels.vocab import PAD_ID, UNK_ID
 
 
@@ -165,6 +167,10 @@ class BatchLoader:
 
     Every batch holds the padded inputs (``tokens``, ``lengths``, ``index`` and the token features);
     ``targets(data, index)`` adds the model's targets (a task kind passes its own).
+
+    ``shard(rank, world)``: one training process's share. Every rank builds the same length-bucketed batch list
+    (same seed and epoch) and takes every ``world``-th batch of it (:func:`seqmodels.distributed.rank_batches`),
+    so bucketing is kept, the epoch's batches are split between the ranks and every rank gets as many.
     """
 
     def __init__(self, data: SequenceData, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
@@ -173,21 +179,36 @@ class BatchLoader:
         self.data, self.batch_size, self.shuffle, self.seed, self.pin_memory = data, batch_size, shuffle, seed, pin_memory
         self.exact_length, self.targets = exact_length, targets
         self.epoch = 0
+        self.rank, self.world, self.pad = 0, 1, True
         self._count: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard(self, rank: int, world: int, pad: bool = True) -> "BatchLoader":
+        """This loader's batches for rank ``rank`` of ``world`` (``pad``: as many as every other rank, repeating
+        a few batches; else disjoint shares that cover each batch once)."""
+        part = copy.copy(self)
+        part.rank, part.world, part.pad = rank, world, pad
+        return part
+
     def __len__(self) -> int:
         if self.exact_length:
             if self._count is None:
                 self._count = len(bucketed_batches(self.data.lengths, self.batch_size, False, exact_length=True))
-            return self._count
-        return (len(self.data) + self.batch_size - 1) // self.batch_size
+            total = self._count
+        else:
+            total = (len(self.data) + self.batch_size - 1) // self.batch_size
+        return rank_batch_count(total, self.rank, self.world, self.pad)
+
+    def batch_indices(self) -> list[np.ndarray]:
+        """The row indices of this epoch's batches (this rank's share of them)."""
+        batches = bucketed_batches(self.data.lengths, self.batch_size, self.shuffle, self.seed + self.epoch,
+                                   exact_length=self.exact_length)
+        return rank_batches(batches, self.rank, self.world, self.pad)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for index in bucketed_batches(self.data.lengths, self.batch_size, self.shuffle, self.seed + self.epoch,
-                                      exact_length=self.exact_length):
+        for index in self.batch_indices():
             yield self.collate(index)
 
     def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:

@@ -4,6 +4,13 @@ The trainer knows nothing about the model beyond ``model.step(batch) -> {"loss",
 Events go to callbacks (``on_epoch_end(trainer, record)``), which is how tracking is plugged in from
 outside the library. The epoch to keep is chosen on ``config.monitor``: the validation loss, or any
 metric a ``val_scorer(model) -> {name: value}`` adds to the epoch record (a tagger's entity F1, say).
+
+In a process group (``torchrun``, :mod:`seqmodels.distributed`) the same loop trains with
+DistributedDataParallel: each rank takes its share of the training batches (the loaders' ``shard``), loss sums
+and counts are summed over ranks, validation metrics too, the ``val_scorer`` runs on rank 0 and rank 0's epoch
+record is the one every rank acts on, so that all ranks keep, schedule and stop alike; a stop (SIGTERM, the
+time budget) asked for on any rank stops every rank at the same batch. Only rank 0 writes checkpoints and
+calls the callbacks.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from typing import Callable, Iterable, Literal, Protocol
 import numpy as np
 import torch
 
+from seqmodels import distributed
 from seqmodels.batching import batch_to_device
 from seqmodels.metrics import higher_is_better
 
 log = logging.getLogger(__name__)
 _UNLOGGED = ("epoch", "lr", "epoch_time_s")  # in the epoch log line apart from the metrics
+_GO_ON, _OUT_OF_TIME, _STOP = 0, 1, 2  # what the ranks agree on before each batch (the largest wins)
+_RANK_SEED_STRIDE = 100_003  # dropout seeds of the ranks of one epoch lie this far apart
 
 # Process-wide, because a signal handler runs in the main thread while Prefect may run the training task in a
 # worker thread; an Event is safe to set from a signal handler and cheap to poll once per batch.
@@ -134,9 +144,11 @@ class Trainer:
                  val_scorer: Callable[[torch.nn.Module], dict[str, float]] | None = None):
         self.config = config
         self.val_scorer = val_scorer
-        self.device = resolve_device(config.device)
+        self.device = distributed.rank_device(resolve_device(config.device))
         self.model = model.to(self.device)
-        self.train_loader, self.val_loader = train_loader, val_loader
+        self.train_loader = distributed.shard_loader(train_loader, pad=True)  # every rank the same number
+        self.val_loader = distributed.shard_loader(val_loader, pad=False)  # each batch scored once
+        self._parallel = distributed.parallel_step(self.model, self.device)  # None in a single process
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.callbacks = list(callbacks)
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -158,7 +170,7 @@ class Trainer:
         deadline = started + self.config.time_budget_s if self.config.time_budget_s else math.inf
         epochs_without_gain = self._epochs_since_best()
         for epoch in range(self.start_epoch, self.config.epochs + 1):
-            if self._no_time_for_another_epoch(deadline):
+            if distributed.agree_max(int(self._no_time_for_another_epoch(deadline))):
                 self.result.stop_reason = "time_budget"
                 break
             epoch_start = time.monotonic()
@@ -166,16 +178,7 @@ class Trainer:
             if not finished:
                 self.result.stop_reason = "time_budget"
                 break
-            with self._averaged_weights():
-                record = {"epoch": epoch, "train_loss": train_loss,
-                          **{f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()}}
-                if self.val_scorer is not None:
-                    self.model.eval()
-                    record.update(self.val_scorer(self.model))
-                score = self._monitored(record)
-                improved = self._improves(score)
-                if improved:
-                    self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            record, score, improved = self._validate(epoch, train_loss)
             self.scheduler.step(score)
             record.update(lr=self.optimizer.param_groups[0]["lr"], epoch_time_s=time.monotonic() - epoch_start)
             self.result.history.append(record)
@@ -186,16 +189,38 @@ class Trainer:
                 epochs_without_gain = 0
             else:
                 epochs_without_gain += 1
-            self._save_checkpoints(epoch, improved)
-            metrics = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _UNLOGGED)
-            log.info("epoch %d%s  %.1fs%s", epoch, metrics, record["epoch_time_s"], "  *best*" if improved else "")
-            self._notify("on_epoch_end", record)
+            self._end_epoch(epoch, record, improved)
             if epochs_without_gain >= self.config.patience and epoch * len(self.train_loader) >= self.config.min_steps:
                 self.result.stop_reason = "early_stopping"
                 break
         self.result.train_time_s = time.monotonic() - started
         self._restore_best()
         return self.result
+
+    def _validate(self, epoch: int, train_loss: float) -> tuple[dict, float, bool]:
+        """The epoch's record (train loss, validation metrics, the scorer's), its monitored score and whether it
+        improves; the best weights are kept when it does. Every rank gets rank 0's record."""
+        with self._averaged_weights():
+            record = {"epoch": epoch, "train_loss": train_loss,
+                      **{f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()}}
+            if self.val_scorer is not None and distributed.is_main_process():
+                self.model.eval()
+                record.update(self.val_scorer(self.model))
+            record = distributed.broadcast_from_main(record)
+            score = self._monitored(record)
+            improved = self._improves(score)
+            if improved:
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return record, score, improved
+
+    def _end_epoch(self, epoch: int, record: dict, improved: bool) -> None:
+        """Rank 0: checkpoints, the epoch's log line, the callbacks."""
+        if not distributed.is_main_process():
+            return
+        self._save_checkpoints(epoch, improved)
+        metrics = "".join(f"  {k} {v:.4f}" for k, v in record.items() if k not in _UNLOGGED)
+        log.info("epoch %d%s  %.1fs%s", epoch, metrics, record["epoch_time_s"], "  *best*" if improved else "")
+        self._notify("on_epoch_end", record)
 
     # ---- weight averaging -----------------------------------------------------------------
     def _update_average(self) -> None:
@@ -240,19 +265,20 @@ class Trainer:
         return score > best if self.maximize else score < best
 
     def _train_epoch(self, epoch: int, deadline: float) -> tuple[float, bool]:
-        """One pass over the training batches; returns (mean loss, whether the epoch finished in time)."""
+        """One pass over the training batches; returns (mean loss over every rank, whether the epoch finished
+        in time)."""
         self.model.train()
         if hasattr(self.train_loader, "set_epoch"):
             self.train_loader.set_epoch(epoch)
-        torch.manual_seed(self.config.seed + epoch)  # dropout masks reproducible across --resume
+        # dropout masks reproducible across --resume (and different on each rank)
+        torch.manual_seed(self.config.seed + epoch + _RANK_SEED_STRIDE * distributed.rank())
         total, count = 0.0, 0
         for batch in self._progress(self.train_loader, f"epoch {epoch}"):
-            self._stop_if_requested(epoch)
-            if time.monotonic() > deadline:
+            if self._agreed_stop(epoch, deadline) == _OUT_OF_TIME:
                 return total / max(count, 1), False
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                out = self.model.step(batch)
+                out = self.model.step(batch) if self._parallel is None else self._parallel(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["loss"]).backward()
             if self.config.grad_clip:
@@ -264,31 +290,50 @@ class Trainer:
             n, loss = int(out["count"]), float(out["loss"].detach())
             total, count = total + loss * n, count + n
             self._notify("on_batch_end", epoch, count, loss)
+        total, count = distributed.sum_across_ranks([total, count])
         return total / max(count, 1), True
+
+    def _agreed_stop(self, epoch: int | None, deadline: float = math.inf) -> int:
+        """Before a batch: go on, out of time, or stop (raises :class:`TrainingStopped`), as agreed by every rank
+        (the most pressing of their answers), so that no rank waits for one that has stopped."""
+        local = _STOP if _STOP_REQUESTED.is_set() else _OUT_OF_TIME if time.monotonic() > deadline else _GO_ON
+        agreed = distributed.agree_max(local)
+        if agreed == _STOP:
+            _STOP_REQUESTED.set()
+            self._stop_if_requested(epoch)
+        return agreed
 
     @torch.no_grad()
     def evaluate(self, loader) -> dict[str, float]:
         """Mean ``loss`` over ``loader``, and each count the model's ``step`` returns besides ``loss`` and
-        ``count`` (e.g. ``accuracy``: correct predictions) divided by the total ``count``."""
+        ``count`` (e.g. ``accuracy``: correct predictions) divided by the total ``count``; in a process group,
+        over every rank's share of ``loader``."""
         self.model.eval()
-        sums: dict[str, float] = {"loss": 0.0}
-        count = 0
+        single = distributed.world_size() <= 1  # several ranks score unequal shares: they agree after the loop
+        sums: dict[str, float] = {"loss": 0.0, "count": 0.0}
         for batch in loader:
-            self._stop_if_requested(None)
+            if single:
+                self._stop_if_requested(None)
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch)
             n = int(out["count"])
-            count += n
+            sums["count"] += n
             sums["loss"] += float(out["loss"]) * n
             for key, value in out.items():
                 if key not in ("loss", "count"):
                     sums[key] = sums.get(key, 0.0) + float(value)
+        if not single:
+            self._agreed_stop(None)
+            sums = distributed.sum_dicts_across_ranks(sums)
+        count = sums.pop("count")
         return {key: total / max(count, 1) for key, total in sums.items()}
 
     # ---- helpers ----------------------------------------------------------------------------
     def _notify(self, event: str, *args) -> None:
-        """Call ``event`` on every callback that implements it."""
+        """Call ``event`` on every callback that implements it (on rank 0 only: one log, one set of files)."""
+        if not distributed.is_main_process():
+            return
         for callback in self.callbacks:
             handler = getattr(callback, event, None)
             if handler is not None:

@@ -1,10 +1,10 @@
-"""MLflow tracking: the run a flow logs into, and the per-epoch callback the trainer calls."""
+"""MLflow tracking: the run a flow logs into, and the per-epoch callback the trainer calls
+(:class:`~tasks.epoch_logging.MlflowEpochLogger`, kept in a module without Prefect for the training processes)."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +12,7 @@ from prefect import task
 
 from seqmodels.digest import file_digest
 from seqmodels.predict import read_history
+from tasks.epoch_logging import MlflowEpochLogger  # noqa: F401  (its home before training processes needed it)
 from tasks.settings import configure_mlflow
 
 
@@ -67,25 +68,6 @@ def log_trained_model(run_id: str, model_dir: str, splits: dict[str, str], track
             mlflow.log_input(dataset, context={"train": "training", "val": "validation", "test": "testing"}[part])
             data[part] = {"rows": len(frame), "digest": digest, "source": str(path)}
     return data
-
-
-@dataclass
-class MlflowEpochLogger:
-    """Trainer callback: logs every number of the epoch's record (``train_loss``, ``val_loss``, the kind's
-    validation metrics, ``lr``, ``epoch_time_s``) with the epoch as step, and the files a kind listed in the
-    record's ``artifacts`` (e.g. text samples) under ``epochs/`` as soon as the epoch ends."""
-
-    run_id: str
-
-    def on_epoch_end(self, trainer, record: dict) -> None:
-        from mlflow import MlflowClient
-
-        client = MlflowClient()
-        for path in record.get("artifacts", ()):
-            client.log_artifact(self.run_id, path, "epochs")
-        for key, value in record.items():
-            if key not in ("epoch", "artifacts"):
-                client.log_metric(self.run_id, key, float(value), step=int(record["epoch"]))
 
 
 def _links(result: dict) -> tuple[str, str]:

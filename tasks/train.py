@@ -14,19 +14,23 @@ from seqmodels.kinds import get_kind
 from seqmodels.plots import plot_confusion_matrix, plot_learning_curves
 from seqmodels.predict import read_history
 from seqmodels.training import TrainerConfig
+from tasks.distributed_train import train_in_this_process, train_on_processes
+from tasks.epoch_logging import MlflowEpochLogger
 from tasks.prepare import kind_and_options
-from tasks.tracking import MlflowEpochLogger
 
 
 @task
 def train_model(kind_name: str, splits: dict[str, str], featurizer_dir: str, run_dir: str, model_config: dict,
                 trainer_config: dict, options: dict, resume: bool, run_id: str | None) -> str:
     """Train with early stopping on val; checkpoints in ``run_dir/checkpoints``, the model in ``run_dir/model``
-    with the hashes of its training texts (``train_hashes.npy``, for the promotion gate)."""
-    callbacks = (MlflowEpochLogger(run_id),) if run_id else ()
-    kind, opts = kind_and_options(kind_name, options)
-    model_dir = kind.train(splits, featurizer_dir, Path(run_dir), type(kind.model_config(opts)).from_dict(model_config),
-                           TrainerConfig(**trainer_config), opts, resume=resume, callbacks=callbacks)
+    with the hashes of its training texts (``train_hashes.npy``, for the promotion gate). With ``nproc`` above 1
+    in ``options`` the training runs in that many processes under torchrun (:mod:`tasks.distributed_train`)."""
+    if int(options.get("nproc") or 1) > 1:
+        model_dir = train_on_processes(kind_name, splits, featurizer_dir, run_dir, model_config, trainer_config,
+                                       options, resume, run_id)
+    else:
+        model_dir = train_in_this_process(kind_name, splits, featurizer_dir, run_dir, model_config, trainer_config,
+                                          options, resume, (MlflowEpochLogger(run_id),) if run_id else ())
     write_text_hashes(pq.read_table(splits["train"], columns=["text"]).column("text").to_pylist(), model_dir)
     return str(model_dir)
 

@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 
+from seqmodels.distributed import LaunchConfig
 from seqmodels.metrics import higher_is_better
-from seqmodels.options import option
+from seqmodels.options import option, options_from
 from seqmodels.training import Callback, TrainerConfig, epoch_count
 
 
@@ -203,6 +204,7 @@ def run_options(trainer: TrainerConfig, data_help: str, split: SplitPolicy, spli
         ("device", Literal["auto", "cpu", "cuda"], option(
             trainer.device, "auto: CUDA with mixed precision when a GPU is present, else CPU", group="run")),
         ("seed", int, option(trainer.seed, "seed of split, init and batches", group="run")),
+        *options_from(LaunchConfig(), ["nproc"], "run"),
     ]
 
 

@@ -7,6 +7,7 @@ from one to the next. Every character but the first is a target.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -51,6 +52,10 @@ class StreamLoader:
 
     ``shift``: each epoch (``set_epoch``) starts the rows at a seeded offset below ``seq_len``, so chunk
     boundaries move between epochs; validation uses no shift and scores every character once.
+
+    ``shard(rank, world)``: one training process's rows (streams ``rank``, ``rank + world``...), so each rank
+    carries its own streams' state from chunk to chunk; every rank gets as many chunks (the rows are equally
+    long), and with ``pad`` as many rows too (a few rows repeated when the streams do not divide evenly).
     """
 
     def __init__(self, ids: np.ndarray, streams: int, seq_len: int, shift: bool = False, seed: int = 0):
@@ -59,6 +64,22 @@ class StreamLoader:
         self.ids, self.seq_len, self.shift, self.seed = ids, seq_len, shift, seed
         self.streams = max(1, min(streams, (len(ids) - 1) // max(seq_len, 1) or 1))
         self.offset = 0
+        self.rank, self.world, self.pad = 0, 1, True
+
+    def shard(self, rank: int, world: int, pad: bool = True) -> "StreamLoader":
+        """This loader's rows for rank ``rank`` of ``world``."""
+        part = copy.copy(self)
+        part.rank, part.world, part.pad = rank, world, pad
+        return part
+
+    def _rank_rows(self) -> np.ndarray:
+        """The row numbers of this rank (every row when not sharded)."""
+        rows = np.arange(self.streams)
+        if self.world <= 1:
+            return rows
+        if self.pad:
+            rows = np.resize(rows, -(-self.streams // self.world) * self.world)  # cycles through the rows
+        return rows[self.rank::self.world]
 
     def set_epoch(self, epoch: int) -> None:
         if self.shift:
@@ -72,11 +93,16 @@ class StreamLoader:
         return used[:-1].reshape(self.streams, row_len), used[1:].reshape(self.streams, row_len)  # (streams, row_len)
 
     def __len__(self) -> int:
+        if not len(self._rank_rows()):
+            return 0
         row_len = (len(self.ids) - 1) // self.streams
         return max(1, -(-row_len // self.seq_len))
 
     def __iter__(self):
-        inputs, targets = self._rows()
+        rows = self._rank_rows()
+        if not len(rows):  # an unpadded share with more ranks than rows
+            return
+        inputs, targets = (part[rows] for part in self._rows())
         for start in range(0, inputs.shape[1], self.seq_len):
             yield {"inputs": torch.from_numpy(np.ascontiguousarray(inputs[:, start:start + self.seq_len])),
                    "targets": torch.from_numpy(np.ascontiguousarray(targets[:, start:start + self.seq_len])),

@@ -6,9 +6,12 @@ and ``tgt_out (batch, tgt_len)`` (target + ``</s>``), padded with 0.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
+from seqmodels.distributed import rank_batch_count, rank_batches
 from seqmodels.kinds.translate.text import END_ID, START_ID
 
 
@@ -31,18 +34,26 @@ def pair_batch(sources: list[list[int]], targets: list[list[int]] | None = None)
 
 class PairLoader:
     """Batches of about ``batch_size`` pairs of similar source length; with ``shuffle``, a seeded new order
-    of pairs within length buckets and of batches every epoch (``set_epoch``)."""
+    of pairs within length buckets and of batches every epoch (``set_epoch``). ``shard(rank, world)``: one
+    training process's share (every ``world``-th batch of the same list, as many on every rank)."""
 
     def __init__(self, sources: list[list[int]], targets: list[list[int]], batch_size: int, shuffle: bool = False,
                  seed: int = 0):
         self.sources, self.targets, self.batch_size = sources, targets, batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank, self.world, self.pad = 0, 1, True
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard(self, rank: int, world: int, pad: bool = True) -> "PairLoader":
+        """This loader's batches for rank ``rank`` of ``world`` (see :func:`seqmodels.distributed.rank_batches`)."""
+        part = copy.copy(self)
+        part.rank, part.world, part.pad = rank, world, pad
+        return part
+
     def __len__(self) -> int:
-        return -(-len(self.sources) // self.batch_size)
+        return rank_batch_count(-(-len(self.sources) // self.batch_size), self.rank, self.world, self.pad)
 
     def _order(self) -> list[np.ndarray]:
         """Row indices of each batch: sorted by source length (ties shuffled), cut, batches shuffled."""
@@ -53,7 +64,7 @@ class PairLoader:
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        return batches
+        return rank_batches(batches, self.rank, self.world, self.pad)
 
     def __iter__(self):
         for rows in self._order():
