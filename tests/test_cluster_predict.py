@@ -110,7 +110,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(trained_classifier
 
 def test_memory_inbox_and_output(trained_classifier):
     fs = fsspec.filesystem("memory")
-    fs.pipe({"/night/in/a.txt": "\n".join(TXT).encode(), "/night/in/b.csv": b"headline\nx\n",
+    fs.pipe({"/night/in/a.txt": ("\n".join(TXT) + "\n").encode(), "/night/in/b.csv": b"headline\nx\n",
              "/night/in/c.jsonl": "".join(json.dumps({"text": t}) + "\n" for t in CSV).encode()})
     summary = run(trained_classifier, "memory://night/in", "memory://night/out", shard_rows=5)
     assert summary["rows"] == 12 + 3 and summary["files_failed"] == 1
