@@ -12,7 +12,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 from prefect.states import Completed
 
-from flows.runners import ClusterOptions, RunnerName, check_cluster, make_task_runner, torch_threads
+from flows.runners import ClusterOptions, RunnerName, check_cluster, check_shared, make_task_runner, torch_threads
 from seqmodels.inbox import InboxFile, exclusive_run
 from seqmodels.shards import (DEFAULT_SHARD_ROWS, Shard, ShardResult, finish_file, model_key, plan_shards,
                               settle_snapshot, shard_dicts)
@@ -44,6 +44,7 @@ def batch_predict_flow(
     started = time.monotonic()
     cluster = ClusterOptions(task_runner=task_runner, address=address, workers=workers, shard_rows=shard_rows)
     check_cluster(cluster)
+    check_shared(cluster, inbox, output)
     model = fetch_model(model_name, alias, tracking_uri(tracking_uri_override, home), home)
     with exclusive_run(output):
         items, outcomes = find_new(inbox, output), []
@@ -84,5 +85,5 @@ def predict_files(runner: TaskRunner, items: list[dict], output: str, model: dic
         result = ShardResult(**future.result())  # a shard that failed for good (not its file's fault) fails the run
         done[result.path].append(result)
         if len(done[result.path]) == len(shards[result.path]):
-            outcomes[result.path] = asdict(finish_file(output, shards[result.path], done[result.path], started))
+            outcomes[result.path] = asdict(finish_file(output, shards[result.path], done[result.path]))
     return [outcomes[item["path"]] for item in items if item["path"] in outcomes]

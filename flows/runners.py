@@ -49,6 +49,14 @@ def check_cluster(options: ClusterOptions) -> None:
             raise ImportError(RAY_MISSING) from None
 
 
+def check_shared(options: ClusterOptions, *locations: str) -> None:
+    """Refuse ``memory://`` with worker processes: that filesystem lives inside one process."""
+    for location in locations:
+        if options.task_runner != "local" and str(location).startswith("memory://"):
+            raise ValueError(f"{location}: memory:// exists in one process only; the {options.task_runner} "
+                             "workers cannot see it. Use --task-runner local, or a path or store every worker reaches")
+
+
 def local_workers(options: ClusterOptions) -> int:
     """Worker processes of a cluster started for this run."""
     return options.workers or os.cpu_count() or 1

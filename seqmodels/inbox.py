@@ -201,6 +201,8 @@ def exclusive_run(output: str | Path, timeout_s: float = 3600.0) -> Iterator[Non
         storage.remove(storage.join(output, READING))
         storage.remove(storage.join(output, PARTS))
         yield
+        storage.remove(storage.join(output, READING))  # e.g. a snapshot Dask recomputed after a worker died
+        storage.remove(storage.join(output, PARTS))
 
 
 def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:

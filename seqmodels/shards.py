@@ -183,11 +183,12 @@ def settle_snapshot(item: InboxFile, snapshot: dict, output: str, started: float
     return inbox._record(output, read, FileOutcome(printable(read.path), "recovered", rows, printable(done)), started)
 
 
-def finish_file(output: str, shards: list[Shard], results: list[ShardResult], started: float,
+def finish_file(output: str, shards: list[Shard], results: list[ShardResult],
                 today: dt.date | None = None) -> FileOutcome:
     """Join the parts of one file in row order into its output and record it, or quarantine it (first error)."""
     item = shards[0].item
     results = sorted(results, key=lambda r: r.index)
+    started = time.monotonic() - sum(r.seconds for r in results)  # the file's seconds: its shards' work + the join
     try:
         errors = [r.error for r in results if r.error]
         if errors:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.batch_flow import batch_predict_flow
-from flows.runners import ClusterOptions, check_cluster
+from flows.runners import ClusterOptions, check_cluster, check_shared
 from seqmodels import storage
 from seqmodels.inbox import InboxFile, Ledger, inbox_spec
 from seqmodels.shards import finish_file, plan_shards, run_shard, take_snapshot
@@ -58,8 +58,8 @@ def dask_cluster(prefect_harness):
 def test_dask_gives_the_same_rows_ledger_and_quarantine_as_local(trained_classifier, dask_cluster, tmp_path):
     local_in, dask_in = make_inbox(tmp_path / "in_local"), make_inbox(tmp_path / "in_dask")
     local = run(trained_classifier, local_in, tmp_path / "local")
-    dask = run(trained_classifier, dask_in, tmp_path / "dask", task_runner="dask", address=dask_cluster.scheduler_address,
-               shard_rows=4, threads=1)  # a.txt (12 rows) becomes 4 shards, d.parquet (7 rows) 2
+    dask = run(trained_classifier, dask_in, tmp_path / "dask", task_runner="dask",
+               address=dask_cluster.scheduler_address, shard_rows=4, threads=1)  # a.txt: 4 shards, d.parquet: 2
     assert local["rows"] == dask["rows"] == 12 + 3 + 3 + 7 and dask["task_runner"] == "dask"
     assert local["files_failed"] == dask["files_failed"] == 1
     mine, theirs = outputs(tmp_path / "local"), outputs(tmp_path / "dask")
@@ -143,7 +143,7 @@ def test_row_range_shards_join_in_order_and_a_retried_shard_writes_nothing_twice
     again = run_shard(shards[0], predict, {"model_version": "1"}, spec)  # a retry after its part was published
     assert again.part == results[0].part and again.rows == results[0].rows == 5
     assert [r.rows for r in results if r.rows] == [5, 5, 2] and all(r.part is None for r in results[3:])
-    outcome = finish_file(output, shards, results, 0.0)
+    outcome = finish_file(output, shards, results)
     table = pq.read_table(outcome.output).to_pandas()
     assert table["row"].tolist() == list(range(12)) and table["text"].fillna("").tolist() == TXT
     assert outcome.rows == 12 and outcome.reason_counts == {"empty text": 1}
@@ -166,6 +166,8 @@ def test_lock_file_on_a_shared_store_excludes_a_second_run_and_is_broken_when_st
 def test_cluster_options_are_checked_before_anything_runs():
     with pytest.raises(ValueError, match="needs --task-runner dask or ray"):
         check_cluster(ClusterOptions(address="tcp://scheduler:8786"))
+    with pytest.raises(ValueError, match="memory:// exists in one process only"):
+        check_shared(ClusterOptions(task_runner="dask"), "/data/inbox", "memory://out")
     try:
         import prefect_ray  # noqa: F401
     except ImportError:
