@@ -180,6 +180,8 @@ def _identify(path: Path | str) -> InboxFile | None:
             return InboxFile(path, sha256_of(path), int(fs.size(inner)))
         except FileNotFoundError:
             return None
+        except OSError:
+            return InboxFile(path, UNREADABLE, 0)
     entry = str(path.absolute().parent.resolve() / path.name)
     try:
         return InboxFile(entry, sha256_of(path), path.stat().st_size)
