@@ -6,7 +6,7 @@ The batch flow's steps, each a plain function here (the Prefect tasks in ``tasks
    counting line breaks as it copies: what is predicted is what is recorded, and no format has more records
    than line breaks + 1, which bounds the file's rows without parsing it.
 2. :func:`plan_shards` cuts that bound into ranges of ``shard_rows`` records (the last one open-ended).
-3. :func:`run_shard` predicts one range into ``OUTPUT/.parts/<sha256>-v<version>-<run>-<start>-<stop>.parquet``,
+3. :func:`run_shard` predicts one range into ``OUTPUT/.parts/<sha256>-<path hash>-v<version>-<run>-<start>-<stop>.parquet``,
    written under a temporary name and moved there. The name is the shard's identity (input digest, model
    version, range): a retried shard whose part exists returns it instead of writing it twice.
 4. :func:`finish_file` joins a file's parts in row order into ``OUTPUT/date=.../<name>-<hash12>.parquet``
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import math
 import os
 import tempfile
@@ -108,11 +109,12 @@ def _parquet_rows(snapshot: str | Path) -> int:
 def plan_shards(snapshot: dict, output: str, model_key: str, shard_rows: int) -> list[Shard]:
     """The shards of a snapshot: ``ceil(bound / shard_rows)`` ranges, the last one open-ended."""
     read = InboxFile(**snapshot["read"])
+    where = hashlib.sha256(os.fsencode(read.path)).hexdigest()[:8]  # two inbox files of one content: two parts
     count = max(1, math.ceil(snapshot["bound"] / shard_rows))
     shards = []
     for index in range(count):
         start, stop = index * shard_rows, None if index == count - 1 else (index + 1) * shard_rows
-        name = f"{read.sha256}-{model_key}-{start}-{'end' if stop is None else stop}.parquet"
+        name = f"{read.sha256}-{where}-{model_key}-{start}-{'end' if stop is None else stop}.parquet"
         shards.append(Shard(read.path, read.sha256, read.size, snapshot["snapshot"], index, start, stop,
                             storage.join(output, PARTS, name)))
     return shards

@@ -29,6 +29,7 @@ def make_inbox(folder: Path) -> Path:
     (folder / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in CSV))
     pd.DataFrame({"text": TXT[:7]}).to_parquet(folder / "d.parquet")
     (folder / "e.csv").write_text("headline\nno text column\n")  # quarantined on every runner
+    (folder / "f.txt").write_bytes((folder / "a.txt").read_bytes())  # same content, its own rows
     return folder
 
 
@@ -60,7 +61,7 @@ def test_dask_gives_the_same_rows_ledger_and_quarantine_as_local(trained_classif
     local = run(trained_classifier, local_in, tmp_path / "local")
     dask = run(trained_classifier, dask_in, tmp_path / "dask", task_runner="dask",
                address=dask_cluster.scheduler_address, shard_rows=4, threads=1)  # a.txt: 4 shards, d.parquet: 2
-    assert local["rows"] == dask["rows"] == 12 + 3 + 3 + 7 and dask["task_runner"] == "dask"
+    assert local["rows"] == dask["rows"] == 12 + 3 + 3 + 7 + 12 and dask["task_runner"] == "dask"
     assert local["files_failed"] == dask["files_failed"] == 1
     mine, theirs = outputs(tmp_path / "local"), outputs(tmp_path / "dask")
     mine["source_file"] = mine["source_file"].str.replace("in_local", "in_dask")
@@ -103,9 +104,9 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(trained_classifier
             client.unregister_worker_plugin(plugin.name)
     assert (tmp_path / "killed").exists()  # a worker did die after publishing a part
     table = outputs(tmp_path / "out")
-    assert summary["rows"] == len(table) == 25 and not table.duplicated(["source_file", "row"]).any()
+    assert summary["rows"] == len(table) == 37 and not table.duplicated(["source_file", "row"]).any()
     assert sorted(name for name, status, _ in ledger_view(tmp_path / "out") if status == "written") == [
-        "a.txt", "b.csv", "c.jsonl", "d.parquet"]
+        "a.txt", "b.csv", "c.jsonl", "d.parquet", "f.txt"]
 
 
 def test_memory_inbox_and_output(trained_classifier):
