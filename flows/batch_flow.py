@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -13,6 +14,7 @@ from prefect.task_runners import TaskRunner
 from prefect.states import Completed
 
 from flows.runners import ClusterOptions, RunnerName, check_cluster, check_shared, make_task_runner, torch_threads
+from seqmodels import storage
 from seqmodels.inbox import InboxFile, exclusive_run
 from seqmodels.shards import (DEFAULT_SHARD_ROWS, Shard, ShardResult, finish_file, model_key, plan_shards,
                               settle_snapshot, shard_dicts)
@@ -50,7 +52,8 @@ def batch_predict_flow(
         items, outcomes = find_new(inbox, output), []
         if items:  # no cluster is started for a night without new files
             with make_task_runner(cluster) as runner:
-                outcomes = predict_files(runner, items, output, model, dict(
+                shared = output if storage.is_url(output) else os.path.abspath(output)  # workers' cwd may differ
+                outcomes = predict_files(runner, items, shared, model, dict(
                     text_col=text_col, batch_size=batch_size, device=device, threads=torch_threads(cluster, threads)),
                     shard_rows)
     summary = report_run(outcomes, model, time.monotonic() - started)
