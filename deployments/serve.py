@@ -3,6 +3,9 @@
 Start a server (SQLite) with ``prefect server start``, point this process at it with
 ``PREFECT_API_URL=http://127.0.0.1:4200/api``, then ``seqflow serve``. Environment variables set the
 nightly defaults; every one of them is also a typed parameter in the Prefect UI's run form.
+
+On a Dask cluster: ``SEQFLOW_NIGHTLY_TASK_RUNNER=dask SEQFLOW_NIGHTLY_ADDRESS=tcp://scheduler:8786`` (and
+inbox / output on storage every worker reaches; see the README's "Batch prediction on a cluster").
 """
 
 from __future__ import annotations
@@ -26,11 +29,16 @@ class NightlySettings:
     model_name: str = "demo-headlines"
     alias: str = "champion"
     text_col: str = "text"
+    task_runner: str = "local"  # local | dask | ray (see flows.runners.ClusterOptions)
+    address: str | None = None  # tcp://HOST:8786 (dask) or ray://HOST:10001 (ray); None: a local cluster
+    workers: int | None = None  # processes of that local cluster
 
     @classmethod
     def from_env(cls) -> "NightlySettings":
         values = {name: os.environ[f"SEQFLOW_NIGHTLY_{name.upper()}"] for name in cls.__dataclass_fields__
                   if f"SEQFLOW_NIGHTLY_{name.upper()}" in os.environ}
+        if "workers" in values:
+            values["workers"] = int(values["workers"])
         return cls(**values)
 
 
@@ -41,7 +49,8 @@ def nightly_deployment(settings: NightlySettings = NightlySettings()):
     return batch_predict_flow.to_deployment(
         name=NIGHTLY_NAME, schedules=[Cron(settings.cron, timezone=settings.timezone)],
         parameters={"model_name": settings.model_name, "alias": settings.alias, "inbox": settings.inbox,
-                    "output": settings.output, "text_col": settings.text_col},
+                    "output": settings.output, "text_col": settings.text_col, "task_runner": settings.task_runner,
+                    "address": settings.address, "workers": settings.workers},
         description="Predict (whatever task the registered model does) every new file of the inbox into "
                     "Parquet, exactly once.", tags=["seqflow", "nightly"])
 

@@ -137,12 +137,27 @@ def add_predict(commands) -> None:
                             description="Predict every new file of an inbox (or one file) with a registered "
                                         "model, exactly once, into OUTPUT/date=YYYY-MM-DD/*.parquet.")
     add_model_options(p)
-    p.add_argument("--input", required=True, metavar="DIR_OR_FILE", help="inbox directory or a single file")
-    p.add_argument("--output", required=True, metavar="DIR", help="output directory (Parquet, ledger, quarantine)")
+    p.add_argument("--input", required=True, metavar="DIR_OR_FILE",
+                   help="inbox directory or a single file; a path or an fsspec URL (memory://, s3://...)")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="output directory (Parquet, ledger, quarantine); a path or an fsspec URL")
     p.add_argument("--text-col", default="text", help="text column of CSV / TSV / JSONL / Parquet files (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=512, help="texts per model forward (default: %(default)s)")
     add_run_options(p)
+    add_cluster_options(p)
     p.set_defaults(handler=run_predict)
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--task-runner``, ``--address``, ``--workers``, ``--shard-rows``: one flag per field of ``ClusterOptions``."""
+    from typing import get_type_hints
+
+    from flows.runners import ClusterOptions
+
+    group = parser.add_argument_group("cluster", ClusterOptions.__doc__)
+    types = get_type_hints(ClusterOptions)
+    for field in dataclasses.fields(ClusterOptions):
+        add_option(group, field, types[field.name])
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -176,9 +191,13 @@ def registered_predictor(args: argparse.Namespace, kind):
 def run_predict(args: argparse.Namespace) -> dict:
     from flows.batch_flow import batch_predict_flow
 
+    from flows.runners import ClusterOptions
+
+    cluster = {f.name: getattr(args, f.name) for f in dataclasses.fields(ClusterOptions) if hasattr(args, f.name)}
     return batch_predict_flow(model_name=args.model_name, alias=args.alias, inbox=args.input, output=args.output,
                               text_col=args.text_col, batch_size=args.batch_size, device=args.device,
-                              tracking_uri_override=args.tracking_uri, home=args.data_dir)
+                              tracking_uri_override=args.tracking_uri, home=args.data_dir, threads=args.threads,
+                              **cluster)
 
 
 def run_serve(args: argparse.Namespace) -> dict:

@@ -12,6 +12,8 @@
   another date.
 - An exclusive lock on ``OUTPUT/.lock`` (``flock``, released by the OS if the process dies) keeps two
   runs from processing the same files.
+- Inbox and output may be fsspec URLs (``memory://``, ``s3://``...; see :mod:`seqmodels.storage`): the
+  ledger is then rewritten whole under a temporary name and moved, and the lock is a lock file.
 - A file that fails in any way (unreadable, corrupt, refused by the model) is moved to
   ``OUTPUT/quarantine/`` with an error report beside it and the run goes on; a file that vanished
   after it was listed is skipped and not recorded. Quarantine only ever moves the inbox entry itself:
@@ -31,6 +33,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, TypeVar
@@ -40,10 +43,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seqmodels import storage
 from seqmodels.locking import file_lock
 from seqmodels.readers import FORMATS, ReaderError, ReadSpec, detect_format, iter_chunks
 
-LEDGER, LOCK, QUARANTINE, READING = "_ledger.jsonl", ".lock", "quarantine", ".reading"
+LEDGER, LOCK, QUARANTINE, READING, PARTS = "_ledger.jsonl", ".lock", "quarantine", ".reading", ".parts"
 INBOX_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 EMPTY_TEXT = "empty text"
 UNREADABLE = "unreadable"  # the sha256 of a listed file whose bytes could not be read (it is quarantined)
@@ -85,15 +89,18 @@ def printable(path: str | Path) -> str:
 def sha256_of(path: str | Path) -> str:
     """The hex SHA-256 of the file's bytes."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with storage.open_file(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def list_inbox(source: str | Path) -> list[Path]:
-    """The files to consider: ``source`` itself, or the supported files directly inside it, sorted."""
-    source = Path(source)
+def list_inbox(source: str | Path) -> list[Path] | list[str]:
+    """The files to consider: ``source`` itself, or the supported files directly inside it, sorted
+    (canonical URLs for an fsspec URL)."""
+    if storage.is_url(source):
+        return _list_remote(str(source))
+    source = Path(storage.local(source))
     if source.is_file():
         return [source]
     if not source.is_dir():
@@ -101,18 +108,29 @@ def list_inbox(source: str | Path) -> list[Path]:
     return sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in INBOX_SUFFIXES)
 
 
+def _list_remote(url: str) -> list[str]:
+    """:func:`list_inbox` for an fsspec URL."""
+    fs, path = storage.filesystem(url)
+    if fs.isfile(path):
+        return [fs.unstrip_protocol(path)]
+    if not fs.isdir(path):
+        raise FileNotFoundError(f"{url}: no such file or directory (give an inbox directory or one file)")
+    return sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True)
+                  if e["type"] == "file" and Path(e["name"]).suffix.lower() in INBOX_SUFFIXES)
+
+
 class Ledger:
     """Append-only JSON Lines record of processed files; a torn last line (a kill mid-append) is ignored."""
 
     def __init__(self, output: str | Path):
-        self.path = Path(output) / LEDGER
+        self.path = storage.join(output, LEDGER) if storage.is_url(output) else Path(storage.local(output)) / LEDGER
 
     def entries(self) -> list[dict]:
         """Every complete line of the ledger, oldest first."""
-        if not self.path.exists():
+        if not storage.exists(self.path):
             return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in storage.read_bytes(self.path).decode("utf-8").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
         return out
@@ -126,7 +144,12 @@ class Ledger:
                 if e.get("status") != "quarantined" or e.get("moved") is False}
 
     def record(self, entry: dict) -> None:
-        """Append one entry and fsync it."""
+        """Append one entry and fsync it; on an fsspec store (no append there), rewrite the ledger under a
+        temporary name and move it (the run lock keeps writers one at a time)."""
+        if isinstance(self.path, str):
+            before = storage.read_bytes(self.path) if storage.exists(self.path) else b""
+            storage.publish_bytes(self.path, before + (json.dumps(entry) + "\n").encode("utf-8"))
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
@@ -145,12 +168,20 @@ def find_new_files(source: str | Path, output: str | Path) -> list[InboxFile]:
     return found
 
 
-def _identify(path: Path) -> InboxFile | None:
+def _identify(path: Path | str) -> InboxFile | None:
     """The path of the inbox entry itself (its folder resolved, a symlink kept as the link) and its hash.
 
     None when the file vanished since it was listed; an unreadable file gets ``sha256 = "unreadable"``
     so that reading it fails again and quarantines it.
     """
+    if isinstance(path, str):  # a canonical fsspec URL
+        try:
+            fs, inner = storage.filesystem(path)
+            return InboxFile(path, sha256_of(path), int(fs.size(inner)))
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return InboxFile(path, UNREADABLE, 0)
     entry = str(path.absolute().parent.resolve() / path.name)
     try:
         return InboxFile(entry, sha256_of(path), path.stat().st_size)
@@ -162,10 +193,18 @@ def _identify(path: Path) -> InboxFile | None:
 
 @contextlib.contextmanager
 def exclusive_run(output: str | Path, timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold ``OUTPUT/.lock`` for the whole run (a second run waits); clear snapshots a killed run left."""
-    with file_lock(Path(output) / LOCK, timeout_s, LOCK):
-        shutil.rmtree(Path(output) / READING, ignore_errors=True)
+    """Hold ``OUTPUT/.lock`` for the whole run (a second run waits); clear snapshots and shard parts a killed
+    run left. ``flock`` on a local path; a lock file (:class:`seqmodels.storage.LockFile`) on an fsspec URL."""
+    if storage.is_url(output):
+        lock = storage.LockFile(storage.join(output, LOCK)).hold(timeout_s, LOCK)
+    else:
+        lock = file_lock(Path(storage.local(output)) / LOCK, timeout_s, LOCK)
+    with lock:
+        storage.remove(storage.join(output, READING))
+        storage.remove(storage.join(output, PARTS))
         yield
+        storage.remove(storage.join(output, READING))  # e.g. a snapshot Dask recomputed after a worker died
+        storage.remove(storage.join(output, PARTS))
 
 
 def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:
@@ -185,8 +224,10 @@ def output_name(item: InboxFile) -> str:
     return f"{fit_name(printable(Path(item.path).name), MAX_NAME_BYTES - 26)}-{item.sha256[:12]}.parquet"
 
 
-def existing_output(output: str | Path, item: InboxFile) -> Path | None:
+def existing_output(output: str | Path, item: InboxFile) -> Path | str | None:
     """An output already written for this content (in any date partition), if any."""
+    if storage.is_url(output):
+        return next(iter(storage.glob(output, f"date=*/{glob.escape(output_name(item))}")), None)
     return next(iter(sorted(Path(output).glob(f"date=*/{glob.escape(output_name(item))}"))), None)
 
 
@@ -244,19 +285,33 @@ def _snapshot(source: BinaryIO, item: InboxFile, folder: Path) -> tuple[Path, In
 
     A read error is a :class:`FileFault`; a write error (the output disk) is not the file's fault and is raised.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=folder, suffix=Path(item.path).suffix[:16])
-    digest, size = hashlib.sha256(), 0
+    snapshot, read, _ = copy_snapshot(source, item, folder)
+    return Path(snapshot), read
+
+
+def copy_snapshot(source: BinaryIO, item: InboxFile, folder: Path | str) -> tuple[Path | str, InboxFile, int]:
+    """:func:`_snapshot` into a local folder or an fsspec URL, also counting line breaks (``\\n``, ``\\r`` and
+    ``\\r\\n`` one each): no format has more records than line breaks + 1, so that bounds a file's rows."""
+    suffix = Path(item.path).suffix[:16]
+    if storage.is_url(folder):
+        name = storage.join(folder, f"{uuid.uuid4().hex}{suffix}")
+        copy = storage.open_file(name, "wb")
+    else:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=folder, suffix=suffix)
+        copy = os.fdopen(handle, "wb")
+    digest, size, breaks = hashlib.sha256(), 0, 0
     try:
-        with os.fdopen(handle, "wb") as copy:
-            while block := _file_step(lambda: source.read(1 << 20), item, Path(name)):
+        with copy:
+            while block := _file_step(lambda: source.read(1 << 20), item, Path(str(name))):
                 digest.update(block)
                 copy.write(block)
                 size += len(block)
+                breaks += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        storage.remove(name)
         raise
-    return Path(name), InboxFile(item.path, digest.hexdigest(), size)
+    return name, InboxFile(item.path, digest.hexdigest(), size), breaks
 
 
 def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: Prediction, columns: dict,
@@ -283,8 +338,12 @@ def _predict_snapshot(snapshot: Path, item: InboxFile, output: Path, predict: Pr
 
 
 def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Prediction, columns: dict,
-                       spec: ReadSpec) -> FileOutcome:
-    """Read, predict and write chunk by chunk into ``tmp``; input or model failures raise :class:`FileFault`."""
+                       spec: ReadSpec, rows: tuple[int, int | None] = (0, None)) -> FileOutcome:
+    """Read, predict and write chunk by chunk into ``tmp``; input or model failures raise :class:`FileFault`.
+
+    Only records ``rows[0] <= row < rows[1]`` (``None``: to the end) are predicted; nothing is written (no
+    ``tmp``) when the range holds none.
+    """
     source = printable(item.path)
     outcome = FileOutcome(source, "written")
     spec = _file_step(lambda: dataclasses.replace(spec, fmt=detect_format(item.path, spec.fmt)), item, snapshot)
@@ -292,6 +351,11 @@ def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Pred
     writer = None
     try:
         while (chunk := _file_step(lambda: next(chunks, None), item, snapshot)) is not None:
+            chunk = _in_range(chunk, rows)
+            if chunk is None:
+                break
+            if chunk.empty:
+                continue
             table = _file_step(lambda: _predict_chunk(chunk, source, predict, columns), item, snapshot)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
@@ -302,6 +366,18 @@ def _write_predictions(snapshot: Path, item: InboxFile, tmp: Path, predict: Pred
         if writer is not None:
             writer.close()
     return outcome
+
+
+def _in_range(chunk: pd.DataFrame, rows: tuple[int, int | None]) -> pd.DataFrame | None:
+    """The records of ``chunk`` in ``[start, stop)``; None once the chunk starts at or past ``stop``."""
+    start, stop = rows
+    if start == 0 and stop is None:
+        return chunk
+    numbers = chunk["row"]
+    if stop is not None and numbers.iloc[0] >= stop:
+        return None
+    keep = (numbers >= start) & (numbers < (stop if stop is not None else numbers.iloc[-1] + 1))
+    return chunk[keep].reset_index(drop=True)
 
 
 def _file_step(step: Callable[[], T], item: InboxFile, snapshot: Path) -> T:
@@ -383,6 +459,9 @@ def _quarantine(output: Path, item: InboxFile, error: str, started: float) -> Fi
     A symlink is moved as a link. When the inbox is read-only the file is copied and stays; it is then
     recorded as seen, so it is not quarantined again every night until its content changes.
     """
+    if storage.is_url(output) or storage.is_url(item.path):
+        return _quarantine_url(str(output), item, error, started)
+    output = Path(output)
     folder = output / QUARANTINE
     folder.mkdir(parents=True, exist_ok=True)
     target = _free_name(folder, Path(item.path).name, item.sha256)
@@ -400,14 +479,35 @@ def _quarantine(output: Path, item: InboxFile, error: str, started: float) -> Fi
     return _record(output, item, outcome, started, moved=moved)
 
 
-def _free_name(folder: Path, name: str, sha256: str) -> Path:
+def _quarantine_url(output: str, item: InboxFile, error: str, started: float) -> FileOutcome:
+    """:func:`_quarantine` where the inbox or the output is an fsspec URL (a move between stores is a copy,
+    then a delete)."""
+    target = str(_free_name(storage.join(output, QUARANTINE), storage.name_of(item.path), item.sha256))
+    moved = True
+    try:
+        storage.move(item.path, target)
+    except FileNotFoundError:
+        return FileOutcome(printable(item.path), "skipped", error=f"{error} (then deleted before quarantine)")
+    except PermissionError:
+        moved = False
+    copied = "the quarantine holds a copy" if storage.exists(target) else "it could not be copied either"
+    note = "" if moved else (f" The file could not be moved out of the inbox (read-only): {copied}; it is not read "
+                             "again until it changes. Delete or fix the original yourself.")
+    storage.publish_bytes(target + ".error.txt", (f"file: {printable(item.path)}\nsha256: {item.sha256}\nerror: "
+                          f"{error}\nfix: correct the file and drop it in the inbox again.{note}\n").encode("utf-8"))
+    outcome = FileOutcome(printable(item.path), "quarantined", error=error + note, output=target)
+    return _record(output, item, outcome, started, moved=moved)
+
+
+def _free_name(folder: Path | str, name: str, sha256: str) -> Path | str:
     """A quarantine path for ``name`` that is not taken, and whose ``.error.txt`` report name fits too."""
     room = MAX_NAME_BYTES - len(".error.txt")
     stem, suffix = Path(name).stem, Path(name).suffix[:16]
     numbered = (f"{stem}-{sha256[:12]}-{i}{suffix}" for i in range(2, 1000))
     for candidate in (name, f"{stem}-{sha256[:12]}{suffix}", *numbered):
-        target = folder / fit_name(candidate, room)
-        if not os.path.lexists(target) and not os.path.lexists(f"{target}.error.txt"):
+        target = storage.join(folder, fit_name(candidate, room)) if storage.is_url(folder) else folder / fit_name(
+            candidate, room)
+        if not storage.exists(target) and not storage.exists(f"{target}.error.txt"):
             return target
     raise FileExistsError(f"{folder}: 1000 quarantined copies of {printable(name)}; empty the quarantine folder")
 

@@ -9,12 +9,14 @@ from collections import Counter
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from seqmodels.inbox import InboxFile, Prediction, find_new_files, inbox_spec, predict_file
+from seqmodels.inbox import InboxFile, Prediction, find_new_files, inbox_spec
+from seqmodels.shards import Shard, run_shard, take_snapshot
 from seqmodels.kinds import get_kind, load_predictor
 from seqmodels.predict import read_model_meta
 from tasks.settings import configure_mlflow, data_dir
@@ -45,7 +47,6 @@ def find_new(inbox: str, output: str) -> list[dict]:
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient_only)
 def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None = None) -> dict:
     """Resolve ``models:/NAME@ALIAS`` and download its model directory; a clear error if either is missing."""
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -58,6 +59,17 @@ def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None
             raise  # the store failed (locked, unreachable): retried
         raise LookupError(f"no model version models:/{model_name}@{alias} in {tracking_uri}: {err.message}. "
                           f"Train one with `seqflow train` or pick an existing --alias") from None
+    cache = download_model(tracking_uri, model_name, version, home)
+    return {"model_dir": str(cache), "model_name": model_name, "model_version": str(version.version),
+            "run_id": version.run_id, "alias": alias, "tracking_uri": tracking_uri,
+            "source": str(getattr(version, "source", ""))}
+
+
+def download_model(tracking_uri: str, model_name: str, version: Any, home: str | None) -> Path:
+    """The model directory of an MLflow ``ModelVersion`` in this host's cache, downloaded once (MLflow is
+    configured for ``tracking_uri`` already)."""
+    import mlflow
+
     cache = model_cache_dir(data_dir(home), tracking_uri, model_name, version)
     if not (cache / "done").exists():
         with tempfile.TemporaryDirectory(dir=data_dir(home)) as tmp:
@@ -68,8 +80,7 @@ def fetch_model(model_name: str, alias: str, tracking_uri: str, home: str | None
                 shutil.rmtree(cache)
             model_dir.rename(cache)
         (cache / "done").write_text("ok")
-    return {"model_dir": str(cache), "model_name": model_name, "model_version": str(version.version),
-            "run_id": version.run_id, "alias": alias}
+    return cache
 
 
 def model_cache_dir(home: Path, tracking_uri: str, model_name: str, version: Any) -> Path:
@@ -90,16 +101,53 @@ def _predictor(model_dir: str, device: str):
     return load_predictor(model_dir, device)
 
 
-@task
-def predict_one_file(item: dict, output: str, model: dict, text_col: str, batch_size: int, device: str,
-                     chunk_rows: int = 65_536) -> dict:
-    """Stream one file through the model into Parquet (or quarantine it); record it in the ledger."""
-    predictor, kind = _predictor(model["model_dir"], device), get_kind(read_model_meta(model["model_dir"])["task"])
+@lru_cache(maxsize=4)
+def _worker_model(tracking_uri: str, model_name: str, model_version: str, run_id: str, source: str,
+                  model_dir: str, home: str | None) -> str:
+    """This process's model directory for a registered version: the flow's copy when this host sees it,
+    else downloaded once into this host's cache (a worker on another host)."""
+    if (Path(model_dir) / "done").exists():
+        return model_dir
+    configure_mlflow(tracking_uri, home)
+    version = SimpleNamespace(version=model_version, run_id=run_id, source=source)
+    return str(download_model(tracking_uri, model_name, version, home))
+
+
+def worker_prediction(model: dict, device: str, batch_size: int, threads: int | None) -> tuple[Prediction, dict]:
+    """The model as a :class:`Prediction`, loaded once per worker process (cached by tracking store, model
+    name, version and run), and the constant columns of its rows. ``threads`` caps this process's torch
+    threads, so that several worker processes on one host do not oversubscribe its cores."""
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    model_dir = _worker_model(model.get("tracking_uri", ""), model["model_name"], model["model_version"],
+                              str(model["run_id"]), model.get("source", ""), model["model_dir"], None)
+    predictor, kind = _predictor(model_dir, device), get_kind(read_model_meta(model_dir)["task"])
     prediction = Prediction(lambda texts: predictor.predict_texts(texts, batch_size), kind.output_types,
                             kind.prediction_counts)
-    columns = {"model_name": model["model_name"], "model_version": model["model_version"], "run_id": model["run_id"]}
-    outcome = predict_file(InboxFile(**item), output, prediction, columns, inbox_spec(item["path"], text_col, chunk_rows))
-    return asdict(outcome)
+    return prediction, {"model_name": model["model_name"], "model_version": model["model_version"],
+                        "run_id": model["run_id"]}
+
+
+@task(retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient_only)
+def snapshot_file(item: dict, output: str) -> dict:
+    """Copy one new inbox file to the output's ``.reading/`` folder, hashing it (see ``take_snapshot``)."""
+    return take_snapshot(InboxFile(**item), output)
+
+
+@task(retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient_only)
+def predict_shard(shard: dict, model: dict, text_col: str, batch_size: int, device: str,
+                  threads: int | None = None, chunk_rows: int = 65_536) -> dict:
+    """Predict one shard (a row range of one snapshot) into its part file; returns the part's path and counts.
+
+    Takes and returns paths and small dicts only. A retry (after an error, or a worker killed mid-task)
+    finds a published part and returns it: nothing is written twice.
+    """
+    prediction, columns = worker_prediction(model, device, batch_size, threads)
+    result = run_shard(Shard(**shard), prediction, columns, inbox_spec(shard["path"], text_col, chunk_rows))
+    return asdict(result)
 
 
 @task

@@ -20,6 +20,17 @@ def test_nightly_deployment_schedule_and_parameters():
     assert set(schema.required) == {"model_name", "inbox", "output"}
 
 
+def test_nightly_deployment_takes_the_task_runner_and_address(monkeypatch):
+    monkeypatch.setenv("SEQFLOW_NIGHTLY_TASK_RUNNER", "dask")
+    monkeypatch.setenv("SEQFLOW_NIGHTLY_ADDRESS", "tcp://scheduler:8786")
+    monkeypatch.setenv("SEQFLOW_NIGHTLY_WORKERS", "4")
+    deployment = nightly_deployment(NightlySettings.from_env())
+    assert deployment.parameters["task_runner"] == "dask" and deployment.parameters["workers"] == 4
+    assert deployment.parameters["address"] == "tcp://scheduler:8786"
+    schema = parameter_schema(batch_predict_flow)
+    assert set(schema.properties["task_runner"]["enum"]) == {"local", "dask", "ray"}
+
+
 def test_training_deployment_has_a_typed_form():
     deployment = training_deployment("classify")
     assert not deployment.schedules
