@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench import mwml_baseline as mwml
+from bench.bench_predict import cli as run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 FILES = 8
@@ -41,17 +39,8 @@ def emit(record: dict) -> dict:
 
 def cli(args: list[str], home: str) -> tuple[dict, float]:
     """Run ``seqflow ARGS``; its JSON line and wall seconds."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a full pipe would block
-        proc = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--data-dir", home], cwd=REPO, stdout=out,
-                              stderr=err, text=True)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(stderr[-3000:])
-    return json.loads(stdout.strip().splitlines()[-1]), wall
+    summary, wall, _ = run_cli(args, home)
+    return summary, wall
 
 
 def write_inbox(folder: Path, titles: np.ndarray, lines: int, files: int, seed: int = 0) -> Path:

@@ -24,11 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench.bench_classify import run_train_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "datasets" / "ag_news_titles_10k" / "news.csv"
@@ -63,13 +63,8 @@ def train(data: Path, nproc: int, batch_size: int, epochs: int, home: Path) -> d
            "--epochs", str(epochs), "--patience", str(epochs + 1), "--batch-size", str(batch_size),
            "--no-baseline", "--nproc", str(nproc)]
     cmd += ["--threads", str(threads)] if nproc == 1 else []
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    history = json.loads((Path(result["run_dir"]) / "model" / "history.json").read_text())["history"]
+    result, history, wall = run_train_cli(cmd)
+    history = history["history"]
     times = [h["epoch_time_s"] for h in history]
     steady = times[1:] if len(times) > 1 else times
     return {"s_per_epoch": round(statistics.mean(steady), 3), "epoch_times_s": [round(t, 3) for t in times],

@@ -40,9 +40,10 @@ def emit(record: dict) -> dict:
     return record
 
 
-def cli(args: list[str], home: str, threads: int) -> tuple[dict, float, int]:
-    """Run ``seqflow ARGS``; return its JSON line, wall seconds and peak RSS (bytes) of its process tree."""
-    cmd = [sys.executable, "-m", "flows.cli", *args, "--data-dir", home, "--threads", str(threads)]
+def cli(args: list[str], home: str, threads: int | None = None) -> tuple[dict, float, int]:
+    """Run ``seqflow ARGS`` (with ``--threads`` unless None); return its JSON line, wall seconds and peak RSS
+    (bytes) of its process tree."""
+    cmd = [sys.executable, "-m", "flows.cli", *args, "--data-dir", home, *(["--threads", str(threads)] if threads else [])]
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a full pipe would block
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err, text=True)
