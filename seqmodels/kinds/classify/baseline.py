@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -98,16 +99,23 @@ class LinearMember:
         return cls(_vocabulary(words), _vocabulary(chars), words.idf_.astype(np.float32),
                    chars.idf_.astype(np.float32), coef, intercept, float(svm.C))
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Decision values ``(len(texts), num_classes)`` of raw texts."""
+    @cached_property
+    def _vectorizers(self) -> list:
+        """The word and char vectorizers rebuilt from the saved vocabularies and idf, once per member (their
+        vocabulary dicts hold hundreds of thousands of n-grams: not rebuilt for every batch)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        parts = []
+        vectorizers = []
         for params, vocab, idf in ((_WORDS, self.word_vocab, self.word_idf), (_CHARS, self.char_vocab, self.char_idf)):
             vectorizer = TfidfVectorizer(**params, vocabulary={token: i for i, token in enumerate(vocab)})
             vectorizer.idf_ = idf
-            parts.append(vectorizer.transform(list(texts)))
-        features = sparse.hstack(parts).tocsr()  # (texts, word + char features)
+            vectorizers.append(vectorizer)
+        return vectorizers
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Decision values ``(len(texts), num_classes)`` of raw texts."""
+        texts = list(texts)
+        features = sparse.hstack([v.transform(texts) for v in self._vectorizers]).tocsr()  # (texts, word + char)
         return np.asarray(features @ self.coef.T) + self.intercept
 
     def save(self, directory: str | Path) -> None:
