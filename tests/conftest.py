@@ -17,6 +17,24 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 send_library_logs_to_prefect()
 
 
+def pyfunc_in_a_fresh_process(model_uri: str, tracking_uri: str, cwd, calls: list[tuple[dict, dict | None]],
+                              ) -> list[dict]:
+    """Load ``model_uri`` with ``mlflow.pyfunc.load_model`` in a new Python process (none of this one's imports
+    or state) and predict every ``(input columns, params)`` of ``calls`` there, in one process (each start
+    costs seconds of imports): each output frame as ``{column: values}``."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, mlflow, pandas as pd, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+            "print(json.dumps([m.predict(pd.DataFrame(f), params=p).to_dict(orient='list') "
+            "for f, p in json.loads(sys.argv[2])]))")
+    proc = subprocess.run([sys.executable, "-c", code, model_uri, json.dumps(calls)], capture_output=True,
+                          text=True, timeout=180, cwd=str(cwd), env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """The Prefect ephemeral API, started once (about 10 s here) for every flow test. Its start-up limit is

@@ -1,6 +1,7 @@
 """``seqflow train classify --nproc 2`` in a fresh process, as a user runs it: two gloo processes under torchrun
 train one model, rank 0 logs its epochs and the CLI registers exactly one version and prints its JSON line
-alone on stdout (the CLI's own temporary Prefect server, MLflow on SQLite, real processes)."""
+alone on stdout (the test session's Prefect server, MLflow on SQLite, real processes; the CLI's own temporary
+server is tested in ``test_cli.py``)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from conftest import tiny_headlines
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_two_processes_train_and_register_exactly_one_version(tmp_path):
+def test_two_processes_train_and_register_exactly_one_version(prefect_harness, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
     tiny_headlines(240, 0).to_csv(tmp_path / "train.csv", index=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_") and k != "MLFLOW_TRACKING_URI"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"))
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=PREFECT_API_URL.value())
     cmd = [sys.executable, "-m", "flows.cli", "train", "classify", "--train", str(tmp_path / "train.csv"),
            "--text-col", "headline", "--label-col", "topic", "--model-name", "ddp-topics", "--epochs", "3",
            "--data-dir", str(tmp_path), "--tracking-uri", uri, "--embedding-dim", "8", "--hidden-dim", "8",

@@ -70,8 +70,9 @@ def test_champion_is_scored_on_rows_it_never_trained_on(trained_classifier, tmp_
     rows = tiny_headlines(2000, 3)
     rows["headline"] = [f"{h} Item{i}" for i, h in enumerate(rows["headline"])]  # every text distinct
     rows.to_csv(tmp_path / "train.csv", index=False)
-    first = train_tiny(tmp_path, model_name="leak", seed=1, epochs=2, batch_size=64)
-    second = train_tiny(tmp_path, model_name="leak", seed=2, epochs=2, batch_size=64)
+    rnn_only = dict(epochs=2, batch_size=64, linear_member=False, baseline=False)  # the gate is what is tested
+    first = train_tiny(tmp_path, model_name="leak", seed=1, **rnn_only)
+    second = train_tiny(tmp_path, model_name="leak", seed=2, **rnn_only)
     tags = _client(second).get_model_version("leak", second["model_version"]).tags
 
     first_train = set(pd.read_parquet(first["files"]["train"])["text"])

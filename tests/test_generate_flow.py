@@ -4,13 +4,14 @@ parameters in a fresh process, ``seqflow generate`` streaming, and lines scored 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from conftest import pyfunc_in_a_fresh_process
 
 LINES = ["the cat sat on the mat", "the dog sat on the log", "a bird sang in the tree"]
 
@@ -73,45 +74,39 @@ def test_contiguous_split_with_a_given_val_cuts_nothing_else(tmp_path):
     assert pq.read_table(out["val"]).column("text").to_pylist() == ["18", "19"]
 
 
-def _pyfunc(result: dict, frame: dict, params: dict | None) -> dict:
-    code = ("import json, mlflow, pandas as pd, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
-            "out = m.predict(pd.DataFrame(json.loads(sys.argv[2])), params=json.loads(sys.argv[3])); "
-            "print(json.dumps(out.to_dict(orient='list')))")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": result["tracking_uri"]}
-    proc = subprocess.run([sys.executable, "-c", code, "models:/rhymes@champion", json.dumps(frame),
-                           json.dumps(params)], env=env, capture_output=True, text=True, timeout=180,
-                          cwd=str(result["home"]))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_the_pyfunc_continues_prefixes_with_sampling_parameters(language_model):
-    out = _pyfunc(language_model, {"prefix": ["the cat", "a bi"]},
-                  {"num_chars": 17, "temperature": 0.0})
-    assert out["text"][0].startswith("the cat sat on the") and len(out["text"][0]) == len("the cat") + 17
-    assert out["text"][1] == "a bird sang in the tr"  # 4 + 17 characters
-    seeded = _pyfunc(language_model, {"prefix": ["the "]}, {"num_chars": 40, "temperature": 1.5, "seed": 3})
-    assert seeded == _pyfunc(language_model, {"prefix": ["the "]}, {"num_chars": 40, "temperature": 1.5, "seed": 3})
-    stopped = _pyfunc(language_model, {"prefix": ["the dog"]}, {"num_chars": 100, "temperature": 0.0, "stop": "log"})
+    greedy, seeded, seeded_again, stopped = pyfunc_in_a_fresh_process(
+        "models:/rhymes@champion", language_model["tracking_uri"], language_model["home"],
+        [({"prefix": ["the cat", "a bi"]}, {"num_chars": 17, "temperature": 0.0}),
+         ({"prefix": ["the "]}, {"num_chars": 40, "temperature": 1.5, "seed": 3}),
+         ({"prefix": ["the "]}, {"num_chars": 40, "temperature": 1.5, "seed": 3}),
+         ({"prefix": ["the dog"]}, {"num_chars": 100, "temperature": 0.0, "stop": "log"})])
+    assert greedy["text"][0].startswith("the cat sat on the") and len(greedy["text"][0]) == len("the cat") + 17
+    assert greedy["text"][1] == "a bird sang in the tr"  # 4 + 17 characters
+    assert seeded == seeded_again
     assert stopped["text"] == ["the dog sat on the log"]
 
 
-def _cli(language_model, *args: str) -> subprocess.CompletedProcess:
+def _cli(language_model, *args: str) -> list[str]:
     home = language_model["home"]
-    return subprocess.run([sys.executable, "-m", "flows.cli", "generate", "--model-name", "rhymes", "--data-dir",
-                           str(home), "--tracking-uri", language_model["tracking_uri"], *args],
-                          capture_output=True, text=True, timeout=180)
+    return ["generate", "--model-name", "rhymes", "--data-dir", str(home), "--tracking-uri",
+            language_model["tracking_uri"], *args]
 
 
-def test_seqflow_generate_writes_the_text_to_stdout_and_logs_to_stderr(language_model, tmp_path):
-    greedy = _cli(language_model, "--prefix", "a bird", "--num-chars", "17", "--sampler", "greedy")
+def test_seqflow_generate_writes_the_text_to_stdout_and_logs_to_stderr(language_model, tmp_path, capfd):
+    from flows.cli import main
+
+    greedy = subprocess.run([sys.executable, "-m", "flows.cli",
+                             *_cli(language_model, "--prefix", "a bird", "--num-chars", "17", "--sampler", "greedy")],
+                            capture_output=True, text=True, timeout=180)
     assert greedy.returncode == 0, greedy.stderr[-2000:]
     assert greedy.stdout == "a bird sang in the tree\n"
-    (tmp_path / "prefix.txt").write_text("the dog", encoding="utf-8")
-    stop = _cli(language_model, "--prefix-file", str(tmp_path / "prefix.txt"), "--temperature", "0", "--stop", "log")
-    assert stop.stdout == "the dog sat on the log\n"
-    bad = _cli(language_model, "--top-p", "0")
-    assert bad.returncode != 0 and "top_p must be in (0, 1]" in bad.stderr
+    (tmp_path / "prefix.txt").write_text("the dog", encoding="utf-8")  # the other options in this process
+    assert main(_cli(language_model, "--prefix-file", str(tmp_path / "prefix.txt"), "--temperature", "0", "--stop",
+                     "log")) == 0
+    assert capfd.readouterr().out == "the dog sat on the log\n"
+    assert main(_cli(language_model, "--top-p", "0")) != 0
+    assert "top_p must be in (0, 1]" in capfd.readouterr().err
 
 
 def test_the_batch_flow_scores_each_line_in_nats_per_character(language_model):
@@ -130,8 +125,9 @@ def test_the_batch_flow_scores_each_line_in_nats_per_character(language_model):
     assert table["text"][:2] == ["the cat sat on the log", "qzx vvk jjw"]
 
 
-def test_a_command_of_another_kind_refuses_the_language_model_naming_both_kinds(language_model):
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "translate", "to be", "--model-name", "rhymes",
-                           "--data-dir", str(language_model["home"]), "--tracking-uri", language_model["tracking_uri"]],
-                          capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 1 and "is a 'generate' model, not a 'translate' one" in proc.stderr
+def test_a_command_of_another_kind_refuses_the_language_model_naming_both_kinds(language_model, capfd):
+    from flows.cli import main
+
+    code = main(["translate", "to be", "--model-name", "rhymes", "--data-dir", str(language_model["home"]),
+                 "--tracking-uri", language_model["tracking_uri"]])
+    assert code == 1 and "is a 'generate' model, not a 'translate' one" in capfd.readouterr().err

@@ -1,7 +1,7 @@
 """One contract over every registered task kind: a new kind gets these tests by registering.
 
 Each kind trains its own tiny example for one epoch through its real Prefect flow (MLflow on SQLite),
-registers it, is loaded through the pyfunc in a fresh process, predicts an inbox through the batch flow,
+registers it, is loaded through the pyfunc from the registry, predicts an inbox through the batch flow,
 and its gate compares in the direction the kind states.
 """
 
@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
-import subprocess
-import sys
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -46,18 +44,21 @@ def test_training_returns_the_closing_json_line(trained):
     assert json.loads(json.dumps(result, default=str))["model_name"] == f"contract-{kind.name}"
 
 
-def test_pyfunc_predicts_in_a_fresh_process(trained):
+def test_pyfunc_predicts_through_the_registry(trained):
+    """Loaded from the registry as consumers do (in this process: each kind's own tests load it in a fresh one)."""
+    import mlflow
+
     kind, result = trained["kind"], trained["result"]
-    code = ("import json, mlflow, pandas as pd, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
-            "out = m.predict(pd.DataFrame(json.loads(sys.argv[2]))); "
-            "print(json.dumps({'columns': list(out.columns), 'rows': len(out)}))")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": result["tracking_uri"]}
-    proc = subprocess.run([sys.executable, "-c", code, result["version_uri"], json.dumps(kind.input_example)],
-                          env=env, capture_output=True, text=True, timeout=180, cwd=str(trained["home"]))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(kind.pyfunc_columns or kind.output_types) <= set(out["columns"])
-    assert out["rows"] == len(next(iter(kind.input_example.values())))
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    mlflow.set_registry_uri(result["tracking_uri"])
+    try:
+        out = mlflow.pyfunc.load_model(result["version_uri"]).predict(pd.DataFrame(kind.input_example))
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert set(kind.pyfunc_columns or kind.output_types) <= set(out.columns)
+    assert len(out) == len(next(iter(kind.input_example.values())))
 
 
 def test_batch_flow_writes_the_kinds_columns(trained):

@@ -104,30 +104,6 @@ def test_a_configured_prefect_server_is_used_as_is(prefect_harness):
         assert server.process is None
 
 
-def test_sigterm_mid_training_stops_the_temporary_server_too(trained_classifier, tmp_path):
-    """A scheduler's SIGTERM ends the CLI through its clean-up: the server it started does not outlive it."""
-    import re
-    import signal
-    import socket
-
-    cmd, options = _fresh_cli(trained_classifier["home"], tmp_path, "--model-name", "killed", "--epochs", "500",
-                              "--patience", "500")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
-    port, seen = None, []
-    for line in proc.stderr:  # until training is under way
-        seen.append(line)
-        if match := re.search(r"temporary Prefect server on http://127\.0\.0\.1:(\d+)/api", line):
-            port = int(match.group(1))
-        if "epoch 2 " in line:
-            break
-    assert port is not None, "".join(seen[-20:])
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens there any more
-
-
 def test_mlflow_records_the_values_the_model_used(trained_classifier):
     """Params from the trained model (not the defaults before training), the data's digest, a named run,
     test metrics on the logged model and a description on the version."""

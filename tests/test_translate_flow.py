@@ -4,12 +4,13 @@ sacreBLEU signature, the source-disjoint split, the pyfunc with a beam parameter
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
+
+from conftest import pyfunc_in_a_fresh_process
 
 WORDS = ["cat", "dog", "bird", "fox", "sees", "likes", "finds", "the", "a", "one"]
 
@@ -63,18 +64,11 @@ def test_each_epoch_logs_sample_translations(translator):
 
 
 def test_the_pyfunc_translates_with_a_beam_parameter_in_a_fresh_process(translator):
-    code = ("import json, mlflow, pandas as pd, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
-            "out = m.predict(pd.DataFrame({'text': ['cat sees the', 'fox finds one', '']}), "
-            "params={'beam': int(sys.argv[2])}); print(json.dumps(out['translation'].tolist()))")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": translator["tracking_uri"]}
-    outs = []
-    for beam in ("1", "4"):
-        proc = subprocess.run([sys.executable, "-c", code, "models:/toy@champion", beam], env=env, capture_output=True,
-                              text=True, timeout=180, cwd=str(translator["home"]))
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    for translations in outs:
-        assert translations[0].startswith("THE SEES CAT") and translations[2] == ""
+    texts = {"text": ["cat sees the", "fox finds one", ""]}
+    outs = pyfunc_in_a_fresh_process("models:/toy@champion", translator["tracking_uri"], translator["home"],
+                                     [(texts, {"beam": 1}), (texts, {"beam": 4})])
+    for out in outs:
+        assert out["translation"][0].startswith("THE SEES CAT") and out["translation"][2] == ""
 
 
 def test_the_batch_flow_writes_a_translation_column(translator):
@@ -92,18 +86,18 @@ def test_the_batch_flow_writes_a_translation_column(translator):
     assert table["reason"][1] == "empty text"
 
 
-def test_seqflow_translate_writes_one_translation_a_line(translator, tmp_path):
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "flows.cli", "translate", "--model-name", "toy", "--data-dir",
-                               str(translator["home"]), "--tracking-uri", translator["tracking_uri"], *args],
-                              capture_output=True, text=True, timeout=180)
+def test_seqflow_translate_writes_one_translation_a_line(translator, tmp_path, capfd):
+    from flows.cli import main
 
-    given = cli("cat sees the", "dog likes a", "--beam", "2")
+    options = ["translate", "--model-name", "toy", "--data-dir", str(translator["home"]), "--tracking-uri",
+               translator["tracking_uri"]]
+    given = subprocess.run([sys.executable, "-m", "flows.cli", *options, "cat sees the", "dog likes a", "--beam", "2"],
+                           capture_output=True, text=True, timeout=180)
     assert given.returncode == 0, given.stderr[-2000:]
     lines = given.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("THE SEES CAT") and lines[1].startswith("A LIKES DOG")
-    (tmp_path / "in.txt").write_text("bird finds one\n\nfox sees a\n", encoding="utf-8")
-    from_file = cli("--input", str(tmp_path / "in.txt"), "--beam", "1")
-    assert from_file.stdout.splitlines()[1] == "" and len(from_file.stdout.splitlines()) == 3
-    neither = cli()
-    assert neither.returncode != 0 and "as arguments or with --input FILE" in neither.stderr
+    (tmp_path / "in.txt").write_text("bird finds one\n\nfox sees a\n", encoding="utf-8")  # the rest in this process
+    assert main([*options, "--input", str(tmp_path / "in.txt"), "--beam", "1"]) == 0
+    from_file = capfd.readouterr().out.splitlines()
+    assert from_file[1] == "" and len(from_file) == 3
+    assert main(options) != 0 and "as arguments or with --input FILE" in capfd.readouterr().err
