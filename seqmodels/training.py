@@ -88,6 +88,9 @@ class TrainerConfig:
     patience: int = field(default=3, metadata={"help": "early-stopping patience in epochs"})
     min_steps: int = field(default=0, metadata={
         "help": "optimisation steps before early stopping may stop training (small data sets get more epochs)"})
+    max_epoch_steps: int = field(default=0, metadata={
+        "help": "an epoch ends after a pass over the training data or this many optimisation steps, whichever "
+                "comes first (0: passes); validation, checkpoints, patience and the LR schedule count these epochs"})
     lr_patience: int = 1
     lr_factor: float = 0.5
     time_budget_s: float | None = None
@@ -161,6 +164,7 @@ class Trainer:
         self.average = [p.detach().clone() for p in self.model.parameters()] if config.ema_decay else None
         self.average_steps = 0
         self.start_epoch = 1
+        self._reading: list | None = None  # [pass, next offset, iterator] of the training batches being read
         self._best_state: dict[str, torch.Tensor] | None = None
 
     # ---- the loop -------------------------------------------------------------------------
@@ -190,7 +194,7 @@ class Trainer:
             else:
                 epochs_without_gain += 1
             self._end_epoch(epoch, record, improved)
-            if epochs_without_gain >= self.config.patience and epoch * len(self.train_loader) >= self.config.min_steps:
+            if epochs_without_gain >= self.config.patience and epoch * self.epoch_steps >= self.config.min_steps:
                 self.result.stop_reason = "early_stopping"
                 break
         self.result.train_time_s = time.monotonic() - started
@@ -268,12 +272,10 @@ class Trainer:
         """One pass over the training batches; returns (mean loss over every rank, whether the epoch finished
         in time)."""
         self.model.train()
-        if hasattr(self.train_loader, "set_epoch"):
-            self.train_loader.set_epoch(epoch)
         # dropout masks reproducible across --resume (and different on each rank)
         torch.manual_seed(self.config.seed + epoch + _RANK_SEED_STRIDE * distributed.rank())
         total, count = 0.0, 0
-        for batch in self._progress(self.train_loader, f"epoch {epoch}"):
+        for batch in self._progress(self._epoch_batches(epoch), f"epoch {epoch}"):
             if self._agreed_stop(epoch, deadline) == _OUT_OF_TIME:
                 return total / max(count, 1), False
             batch = batch_to_device(batch, self.device)
@@ -292,6 +294,36 @@ class Trainer:
             self._notify("on_batch_end", epoch, count, loss)
         total, count = distributed.sum_across_ranks([total, count])
         return total / max(count, 1), True
+
+    @property
+    def epoch_steps(self) -> int:
+        """Optimisation steps in an epoch: a pass over the training batches, or ``max_epoch_steps`` if fewer."""
+        passes = len(self.train_loader)
+        return min(passes, self.config.max_epoch_steps) if self.config.max_epoch_steps > 0 else passes
+
+    def _epoch_batches(self, epoch: int):
+        """The training batches of ``epoch``: steps ``(epoch - 1) * epoch_steps`` onwards of the endless sequence
+        of passes (pass ``p`` in the loader's order for ``set_epoch(p)``, 1-based), so that an epoch shorter than
+        a pass continues where the last one stopped, also after ``--resume``."""
+        passes = len(self.train_loader)
+        start, steps = (epoch - 1) * self.epoch_steps, self.epoch_steps
+        for position in range(start, start + steps):
+            data_pass, offset = divmod(position, passes)
+            yield self._batch_at(data_pass + 1, offset)
+
+    def _batch_at(self, data_pass: int, offset: int):
+        """Batch ``offset`` of pass ``data_pass``: the next one of the pass being read, else from a new iterator
+        (skipping ``offset`` batches: only after a resume in the middle of a pass)."""
+        reading = self._reading
+        if reading is None or reading[0] != data_pass or reading[1] != offset:
+            if hasattr(self.train_loader, "set_epoch"):
+                self.train_loader.set_epoch(data_pass)
+            iterator = iter(self.train_loader)
+            for _ in range(offset):
+                next(iterator)
+            reading = self._reading = [data_pass, offset, iterator]
+        reading[1] += 1
+        return next(reading[2])
 
     def _agreed_stop(self, epoch: int | None, deadline: float = math.inf) -> int:
         """Before a batch: go on, out of time, or stop (raises :class:`TrainingStopped`), as agreed by every rank

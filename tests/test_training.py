@@ -259,3 +259,43 @@ def test_min_steps_keeps_early_stopping_waiting_on_a_small_training_set():
     waited = make_trainer(make_model(), epochs=20, patience=1, lr=0.0, min_steps=30).fit()
     assert waited.stop_reason == "early_stopping" and len(waited.history) == 8  # 8 epochs x 4 steps >= 30
     assert waited.best_epoch == 1
+
+
+def batch_rows(loader: BatchLoader, epochs: int) -> list[tuple]:
+    """The rows of every batch ``loader`` gives over ``epochs`` passes (set_epoch 1, 2, ...), in order."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        loader.set_epoch(epoch)
+        rows += [tuple(b["index"].tolist()) for b in loader]
+    return rows
+
+
+def recorded_batches(trainer: Trainer) -> list[tuple]:
+    """Wrap the trainer's model so that each training step records its batch as ``batch_rows`` does."""
+    seen, step = [], trainer.model.step
+
+    def recording(batch):
+        if trainer.model.training:
+            seen.append(tuple(batch["index"].tolist()))
+        return step(batch)
+
+    trainer.model.step = recording
+    return seen
+
+
+def test_max_epoch_steps_cuts_passes_into_shorter_epochs_that_continue_where_the_last_stopped(tmp_path):
+    # 64 rows in batches of 16: 4 steps a pass; epochs of 3 steps run through the passes in order
+    trainer = make_trainer(make_model(), tmp_path / "a", epochs=5, max_epoch_steps=3)
+    seen = recorded_batches(trainer)
+    result = trainer.fit()
+    assert trainer.epoch_steps == 3 and len(result.history) == 5
+    assert seen == batch_rows(BatchLoader(toy_data(), 16, shuffle=True, seed=1), 4)[:15]
+    assert make_trainer(make_model(), max_epoch_steps=100).epoch_steps == 4  # never longer than a pass
+    interrupted = make_trainer(make_model(), tmp_path / "b", epochs=2, max_epoch_steps=3)
+    interrupted.fit()
+    resumed = make_trainer(make_model(seed=99), tmp_path / "b", epochs=5, max_epoch_steps=3)
+    again = recorded_batches(resumed)
+    assert resumed.resume() and resumed.start_epoch == 3
+    resumed.fit()
+    assert again == seen[6:]  # epoch 3 starts in the middle of pass 2
+    assert [r["val_loss"] for r in resumed.result.history] == pytest.approx([r["val_loss"] for r in result.history])

@@ -38,9 +38,9 @@ def tiny(attention: str = "bahdanau", cell: str = "gru", input_feeding: bool = F
     """A small random model; ``sharpen`` scales every weight so that its predictions depend on the input.
     Untied output layer unless ``tie_decoder_embeddings`` is given (the models these tests were written with)."""
     torch.manual_seed(seed)
-    overrides = {"tie_decoder_embeddings": False, **overrides}
-    config = Seq2SeqConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, cell=cell, embedding_dim=8, hidden_dim=16,
-                           dropout=0.0, attention=attention, input_feeding=input_feeding, **overrides)
+    config = Seq2SeqConfig(**{"src_vocab_size": vocab, "tgt_vocab_size": vocab, "cell": cell, "embedding_dim": 8,
+                              "hidden_dim": 16, "dropout": 0.0, "attention": attention, "input_feeding": input_feeding,
+                              "tie_decoder_embeddings": False, **overrides})
     model = Seq2Seq(config)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -272,3 +272,53 @@ def test_config_round_trips_and_tied_embeddings_share_the_output_weights():
     out["loss"].backward()
     assert int(out["count"]) == 5 and model.tgt_embedding.weight.grad is not None
     assert decoding.greedy_decode(model, pad([[5, 6]]), torch.tensor([2]), max_len=3)[0] is not None
+
+
+# -- the adaptive softmax (a head of frequent ids, rarer ids in clusters) ---------------------------------------
+
+@pytest.fixture
+def small_clusters(monkeypatch):
+    """Cluster bounds for the 12-id test vocabulary: head ids 0-5, clusters 6-8 and 9-11."""
+    from seqmodels.kinds.translate import model as model_module
+
+    monkeypatch.setattr(model_module, "ADAPTIVE_CUTOFFS", (6, 9))
+
+
+def test_the_adaptive_softmax_is_used_only_above_the_head_size():
+    from seqmodels.kinds.translate.model import adaptive_cutoffs
+
+    assert adaptive_cutoffs(13_509) == [2000, 6000] and adaptive_cutoffs(3_000) == [2000]
+    assert adaptive_cutoffs(2_001) == [] and tiny("luong", adaptive_softmax=True).adaptive is None
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_adaptive_step_is_the_exact_likelihood_and_its_argmax(small_clusters, smoothing):
+    model = tiny("luong", sharpen=3.0, adaptive_softmax=True, label_smoothing=smoothing, embedding_dim=32).eval()
+    assert model.adaptive is not None and model.output is None
+    batch = pairs([LONG, SHORT], [[6, 7, 8, 9, 10], [11, 4]])  # targets in the head and in both clusters
+    with torch.no_grad():
+        out = model.step(batch)
+        log_probs = model(batch)  # (2, tgt_len, vocab): normalised log-probabilities
+    real = batch["tgt_out"] != 0
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), atol=1e-5)
+    gold = batch["tgt_out"][real]
+    nll = -log_probs[real].gather(1, gold[:, None]).squeeze(1)
+    features = model._output_input(model._decode(batch)[0][real])
+    head = torch.log_softmax(model.adaptive.head(features), -1)[:, :6]  # the head's words
+    expected = ((1 - smoothing) * nll - smoothing * head.mean(-1)).mean()
+    assert torch.isclose(out["loss"], expected, atol=1e-5) and int(out["count"]) == 6 + 3
+    assert int(out["correct"]) == int((log_probs[real].argmax(-1) == gold).sum())
+
+
+def test_a_tiny_adaptive_model_learns_to_reverse_with_rare_words(small_clusters):
+    """Half of the reversal task's words are in the clusters: their layers learn from their own tokens only."""
+    batch = pairs(*reverse_task(40, seed=0))
+    model = tiny("luong", adaptive_softmax=True, embedding_dim=32)  # clusters of 32 / 4 and 32 / 16 features
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        model.step(batch)["loss"].backward()
+        optimizer.step()
+    expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
+    assert greedy_decode(model, batch["src"], batch["src_lengths"], max_len=8) == expected
+    assert beam_search(model, batch["src"], batch["src_lengths"], beam=3, max_len=8) == expected

@@ -41,7 +41,8 @@ TranslateOptions = options_class(
      # and the output layer's cost with it; a word seen once is rarely learnt anyway
      ("min_freq", int, option(2, "tokens seen fewer times in training become <unk>", group=_TEXT))],
     options_from(Seq2SeqConfig(), ["cell", "embedding_dim", "hidden_dim", "num_layers", "dropout", "attention",
-                                   "teacher_forcing", "label_smoothing", "tie_decoder_embeddings"], _MODEL),
+                                   "teacher_forcing", "label_smoothing", "tie_decoder_embeddings",
+                                   "adaptive_softmax"], _MODEL),
     [("beam", int, option(5, "beam size of the test translations (1: greedy)", group=_MODEL))],
     optimiser_options(TRANSLATOR_TRAINING, batch_help="sentence pairs per batch"),
     tracking_options(),
@@ -65,7 +66,8 @@ class TranslateKind(TaskKind):
         return Seq2SeqConfig(cell=options.cell, embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim,
                              num_layers=options.num_layers, dropout=options.dropout, attention=options.attention,
                              teacher_forcing=options.teacher_forcing, label_smoothing=options.label_smoothing,
-                             tie_decoder_embeddings=options.tie_decoder_embeddings)
+                             tie_decoder_embeddings=options.tie_decoder_embeddings,
+                             adaptive_softmax=options.adaptive_softmax)
 
     def run_params(self, options) -> dict:
         return {k: getattr(options, k) for k in ("format", "source_col", "target_col", "source_level", "target_level",

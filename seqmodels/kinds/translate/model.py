@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqmodels.models.config import ModelConfig
 
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+ADAPTIVE_CUTOFFS = (2000, 6000)  # head: ids below 2,000 (vocabularies are in frequency order); two rarer clusters
 
 State = Any  # Tensor (layers, batch, decoder_dim) for a GRU; a pair of them (h, c) for an LSTM
 
@@ -55,7 +56,13 @@ class Seq2SeqConfig(ModelConfig):
     # the output layer (readout x target vocabulary) is most of a training step on a CPU: through the embedding
     # size (256) it costs half of the decoder's 512, and the shared weights are the usual choice (Press & Wolf 2017)
     tie_decoder_embeddings: bool = field(default=True, metadata={
-        "help": "share the target embedding with the output layer (through a projection to its size)"})
+        "help": "share the target embedding with the output layer (through a projection to its size); "
+                "with the full softmax only"})
+    # the 2,000 most frequent French words of fra.txt are 92 % of its target tokens: the adaptive softmax scores
+    # them (and one entry per rarer cluster) for every token, a rarer cluster's words only for its own tokens
+    adaptive_softmax: bool = field(default=True, metadata={
+        "help": "adaptive softmax over target vocabularies above 2,000 tokens (Grave et al. 2017; frequent tokens "
+                "in the head, rarer ones in smaller clusters); else the full softmax"})
 
 
 def reorder_state(state: State, index: torch.Tensor) -> State:
@@ -95,9 +102,13 @@ class Seq2Seq(nn.Module):
         readout_in = {"bahdanau": dim + memory_dim + c.embedding_dim, "luong": memory_dim + dim, "none": 0}
         self.combine = nn.Linear(readout_in[c.attention], dim) if c.attention != "none" else None
         self.dropout = nn.Dropout(c.dropout)
-        self.project = nn.Linear(dim, c.embedding_dim) if c.tie_decoder_embeddings else None
-        self.output = nn.Linear(c.embedding_dim if c.tie_decoder_embeddings else dim, c.tgt_vocab_size)
-        if c.tie_decoder_embeddings:
+        cutoffs = adaptive_cutoffs(c.tgt_vocab_size) if c.adaptive_softmax else []
+        tied = c.tie_decoder_embeddings and not cutoffs
+        self.project = nn.Linear(dim, c.embedding_dim) if tied or cutoffs else None
+        readout_dim = c.embedding_dim if self.project is not None else dim
+        self.output = None if cutoffs else nn.Linear(readout_dim, c.tgt_vocab_size)
+        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(readout_dim, c.tgt_vocab_size, cutoffs) if cutoffs else None
+        if tied:
             self.output.weight = self.tgt_embedding.weight
 
     @property
@@ -147,12 +158,19 @@ class Seq2Seq(nn.Module):
         """Luong weights ``(batch, steps, src_len)`` for decoder outputs ``hidden (batch, steps, dim)``."""
         return masked_softmax(hidden @ keys.transpose(1, 2), mask)  # (batch, steps, src_len)
 
-    def _logits(self, readout: torch.Tensor) -> torch.Tensor:
-        """``(..., dim)`` -> ``(..., tgt_vocab)``."""
+    def _output_input(self, readout: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads: ``(..., dim)`` -> ``(..., embedding_dim)`` through the projection, if any."""
         readout = self.dropout(readout)
-        if self.project is not None:
-            readout = self.project(readout)  # (..., embedding_dim)
-        return self.output(readout)
+        return readout if self.project is None else self.project(readout)
+
+    def _logits(self, readout: torch.Tensor) -> torch.Tensor:
+        """``(..., dim)`` -> ``(..., tgt_vocab)``: logits, or log-probabilities from the adaptive softmax (the same
+        argmax and the same ``log_softmax``)."""
+        features = self._output_input(readout)
+        if self.adaptive is None:
+            return self.output(features)
+        flat = features.reshape(-1, features.shape[-1])  # (tokens, features)
+        return self.adaptive.log_prob(flat).view(*features.shape[:-1], -1)  # (..., tgt_vocab)
 
     @staticmethod
     def _top(state: State) -> torch.Tensor:
@@ -283,8 +301,58 @@ class Seq2Seq(nn.Module):
         targets = batch["tgt_out"]  # (batch, tgt_len)
         real = targets != PAD_ID
         readouts, logits = self._decode(batch)
-        logits = self._logits(readouts[real]) if logits is None else logits[real]  # (real tokens, tgt_vocab)
         gold = targets[real]  # (real tokens,)
+        if logits is None and self.adaptive is not None:
+            return self._adaptive_step(self._output_input(readouts[real]), gold)
+        logits = self._logits(readouts[real]) if logits is None else logits[real]  # (real tokens, tgt_vocab)
         loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.config.label_smoothing)
         correct = (logits.detach().argmax(-1) == gold).sum()
         return {"loss": loss, "count": real.sum(), "correct": correct}
+
+    def _adaptive_step(self, features: torch.Tensor, gold: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``step`` through the adaptive softmax for ``features (tokens, embedding_dim)``: label smoothing spreads
+        its share over the head's tokens (the full distribution is what the adaptive softmax avoids computing);
+        ``correct`` (exact argmax) in evaluation only."""
+        target_log_prob, head_log_prob = adaptive_log_likelihood(self.adaptive, features.float(), gold)
+        smoothing = self.config.label_smoothing
+        uniform = -head_log_prob[:, :self.adaptive.shortlist_size].mean(-1)  # (tokens,)
+        loss = ((1 - smoothing) * -target_log_prob + smoothing * uniform).mean()
+        correct = gold.new_zeros(())
+        if not self.training:
+            with torch.no_grad():
+                correct = (adaptive_argmax(self.adaptive, features, head_log_prob) == gold).sum()
+        return {"loss": loss, "count": gold.new_tensor(gold.numel()), "correct": correct}
+
+
+def adaptive_cutoffs(vocab_size: int) -> list[int]:
+    """The adaptive softmax's cluster bounds for a vocabulary (ids in frequency order); [] (full softmax) when
+    the vocabulary is no larger than the head."""
+    return [c for c in ADAPTIVE_CUTOFFS if c < vocab_size - 1]
+
+
+def adaptive_log_likelihood(adaptive: nn.AdaptiveLogSoftmaxWithLoss, features: torch.Tensor, gold: torch.Tensor,
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(gold) (tokens,)`` and the head's log-probabilities ``(tokens, shortlist + clusters)``: each
+    cluster's layer runs only on its own tokens (``AdaptiveLogSoftmaxWithLoss.forward``, keeping the head)."""
+    head_log_prob = F.log_softmax(adaptive.head(features), -1)  # (tokens, shortlist + clusters)
+    shortlist = adaptive.shortlist_size
+    in_head = torch.where(gold < shortlist, gold, torch.zeros_like(gold))
+    log_prob = head_log_prob.gather(1, in_head.unsqueeze(1)).squeeze(1)  # (tokens,)
+    for i, (low, high) in enumerate(zip(adaptive.cutoffs[:-1], adaptive.cutoffs[1:])):
+        rows = ((gold >= low) & (gold < high)).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        cluster = F.log_softmax(adaptive.tail[i](features.index_select(0, rows)), -1)  # (rows, high - low)
+        within = cluster.gather(1, (gold[rows] - low).unsqueeze(1)).squeeze(1)
+        log_prob = log_prob.index_copy(0, rows, head_log_prob[rows, shortlist + i] + within)
+    return log_prob, head_log_prob
+
+
+def adaptive_argmax(adaptive: nn.AdaptiveLogSoftmaxWithLoss, features: torch.Tensor,
+                    head_log_prob: torch.Tensor) -> torch.Tensor:
+    """The most probable token of every row: the head's, or where a cluster wins the head, the full distribution's."""
+    best = head_log_prob.argmax(-1)  # (tokens,)
+    rows = (best >= adaptive.shortlist_size).nonzero().squeeze(1)
+    if rows.numel():
+        best = best.index_copy(0, rows, adaptive.log_prob(features.index_select(0, rows)).argmax(-1))
+    return best
