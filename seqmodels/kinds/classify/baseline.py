@@ -101,16 +101,16 @@ class LinearMember:
 
     @cached_property
     def _vectorizers(self) -> list:
-        """The word and char vectorizers rebuilt from the saved vocabularies and idf, once per member (their
-        vocabulary dicts hold hundreds of thousands of n-grams: not rebuilt for every batch)."""
+        """The word vectorizer rebuilt from the saved vocabulary and idf, and the character n-grams' numpy
+        equivalent of theirs (see :mod:`char_ngrams`), once per member (hundreds of thousands of n-grams: not
+        rebuilt for every batch)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        vectorizers = []
-        for params, vocab, idf in ((_WORDS, self.word_vocab, self.word_idf), (_CHARS, self.char_vocab, self.char_idf)):
-            vectorizer = TfidfVectorizer(**params, vocabulary={token: i for i, token in enumerate(vocab)})
-            vectorizer.idf_ = idf
-            vectorizers.append(vectorizer)
-        return vectorizers
+        from seqmodels.kinds.classify.char_ngrams import CharNgramTfidf
+
+        words = TfidfVectorizer(**_WORDS, vocabulary={token: i for i, token in enumerate(self.word_vocab)})
+        words.idf_ = self.word_idf
+        return [words, CharNgramTfidf(self.char_vocab, self.char_idf, *_CHARS["ngram_range"])]
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Decision values ``(len(texts), num_classes)`` of raw texts."""
