@@ -73,6 +73,10 @@ def budget(args) -> None:
               **({"targets": target, "meets_targets": m["bleu"] >= target["bleu"] and m["chrf"] >= target["chrf"]}
                  if target else {})})
         decode_speed(Path(result["run_dir"]) / "model", Path(result["files"]["test"]), args.sentences)
+        if args.keep_model:
+            import shutil
+
+            shutil.copytree(result["run_dir"], args.keep_model, dirs_exist_ok=True)  # model/ and splits/
 
 
 def decode_speed(model_dir: Path, test_path: Path | None, sentences: int) -> None:
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--pairs", choices=sorted(PAIRS), default="fra")
     run.add_argument("--minutes", type=float, default=30.0)
     run.add_argument("--sentences", type=int, default=1000, help="test sentences decoded for the speed figures")
+    run.add_argument("--keep-model", help="copy the run directory (model, splits) here for later benchmarks")
     run.add_argument("extra", nargs="*", help="options passed to `seqflow train translate` (after --)")
     fast = sub.add_parser("speed")
     fast.add_argument("--seconds", type=float, default=60.0)

@@ -19,6 +19,8 @@ def add_translate(commands) -> None:
     add_model_options(p)
     p.add_argument("--beam", type=int, default=5, help="beam size; 1 is greedy (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: %(default)s)")
+    p.add_argument("--keep-unk", action="store_true", help="leave <unk> in the output (default: the source word "
+                                                           "the model attended to most takes its place)")
     add_run_options(p)
     p.set_defaults(handler=run_translate)
 
@@ -35,6 +37,7 @@ def run_translate(args: argparse.Namespace, out=None) -> None:
         raise ValueError(f"--beam must be at least 1, got {args.beam}")
     texts = Path(args.input).read_text(encoding="utf-8").splitlines() if args.input else args.texts
     predictor = registered_predictor(args, KIND)
-    for translation in predictor.translator.translate(texts, beam=args.beam, batch_size=args.batch_size):
+    for translation in predictor.translator.translate(texts, beam=args.beam, batch_size=args.batch_size,
+                                                      replace_unk=not args.keep_unk):
         out.write(translation + "\n")
     out.flush()

@@ -322,3 +322,43 @@ def test_a_tiny_adaptive_model_learns_to_reverse_with_rare_words(small_clusters)
     expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
     assert greedy_decode(model, batch["src"], batch["src_lengths"], max_len=8) == expected
     assert beam_search(model, batch["src"], batch["src_lengths"], beam=3, max_len=8) == expected
+
+
+# -- <unk> replaced by the most attended source token ----------------------------------------------------------
+
+def test_forced_attention_is_the_attention_that_produced_each_token_of_a_translation():
+    from seqmodels.kinds.translate.decode import forced_attention
+
+    model = tiny("luong", sharpen=3.0).eval()
+    src, lengths = pad([LONG, SHORT]), torch.tensor([len(LONG), len(SHORT)])
+    hyps = greedy_decode(model, src, lengths, max_len=6)
+    weights = forced_attention(model, src, lengths, hyps)  # (2, longest, src_len)
+    with torch.no_grad():  # the greedy loop again, keeping its attention
+        memory, mask, state = model.encode(src, lengths)
+        prev, steps = torch.full((2,), 2), []
+        for t in range(weights.shape[1]):
+            logits, state, _, step_weights = model.decode_step(prev, state, memory, mask)
+            steps.append(step_weights)
+            prev = torch.tensor([h[t] if t < len(h) else 0 for h in hyps])
+    for row, hyp in enumerate(hyps):
+        for j in range(len(hyp)):
+            assert torch.allclose(weights[row, j], steps[j][row], atol=1e-6)
+
+
+def test_an_unknown_target_word_becomes_the_source_word_attended_to(monkeypatch):
+    from seqmodels.kinds.translate import stages
+    from seqmodels.kinds.translate.stages import TextCodec, TextConfig, Translator
+    from seqmodels.kinds.translate.text import fit_vocabulary, tokenize
+
+    source = fit_vocabulary([tokenize("Tom saw 42 cats")], "word")
+    target = fit_vocabulary([tokenize("Tom a vu chats")], "word")
+    codec = TextCodec(source, target, TextConfig())
+    unk_at_1_and_3 = [target.index["▁Tom"], 1, target.index["▁vu"], 1]  # "Tom <unk> vu <unk>"
+    monkeypatch.setattr(stages, "greedy_decode", lambda model, src, lengths, limit: [unk_at_1_and_3])
+    attention = torch.zeros(1, 4, 5)
+    attention[0, torch.arange(4), torch.tensor([0, 3, 1, 2])] = 1.0  # outputs 1 and 3 attend to "cats" and "42"
+    monkeypatch.setattr(stages, "forced_attention", lambda *args: attention)
+    model = tiny("luong", vocab=len(target))
+    translator = Translator(model, codec, torch.device("cpu"))
+    assert translator.translate(["Tom saw 42 cats ."], beam=1) == ["Tom cats vu 42"]
+    assert translator.translate(["Tom saw 42 cats ."], beam=1, replace_unk=False) == ["Tom<unk> vu<unk>"]

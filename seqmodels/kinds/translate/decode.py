@@ -138,3 +138,22 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
                 break
         return [max(finished.hyps[s], key=lambda hyp: hyp[0])[1] if finished.hyps[s] else history[s * beam].tolist()
                 for s in range(batch)]
+
+
+def forced_attention(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, targets: list[list[int]],
+                     start_id: int = 2) -> torch.Tensor:
+    """The attention weights ``(batch, longest target, src_len)`` with which the model predicts each token of
+    ``targets`` (its own translations, fed back as in teacher forcing): row ``j`` is the attention that
+    produced token ``j``."""
+    with evaluating(model):
+        memory, mask, state = model.encode(src, src_lengths)
+        keys = model.prepare(memory, mask)
+        longest = max(1, max(len(t) for t in targets))
+        tgt_in = torch.zeros(len(targets), longest, dtype=torch.long, device=src.device)  # <s> + target, padded
+        for row, target in enumerate(targets):
+            tgt_in[row, :len(target)] = torch.tensor([start_id, *target[:-1]] if target else [], dtype=torch.long)
+        extra, steps = None, []
+        for t in range(longest):
+            _, state, extra, weights = model.readout_step(tgt_in[:, t], state, memory, mask, extra, keys)
+            steps.append(weights)  # (batch, src_len)
+        return torch.stack(steps, 1)  # (batch, longest, src_len)

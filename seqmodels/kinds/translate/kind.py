@@ -61,7 +61,7 @@ class TranslateKind(TaskKind):
     split = TRANSLATE_SPLIT
     input_columns = (InputColumn("text"),)
     input_example = {"text": ["I am cold.", "Where is the station?"]}
-    predict_params = {"beam": 5}
+    predict_params = {"beam": 5, "replace_unk": True}
     output_types = {"translation": pa.string()}
     baseline_name = "copying the source sentence"
 

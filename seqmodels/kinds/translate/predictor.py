@@ -10,7 +10,8 @@ from seqmodels.kinds.translate.stages import Translator
 
 
 class TranslationPredictor:
-    """``predict_texts`` (the batch flow) and ``predict_frame`` (the pyfunc; ``beam`` as a parameter)."""
+    """``predict_texts`` (the batch flow) and ``predict_frame`` (the pyfunc; ``beam`` and ``replace_unk`` as
+    parameters)."""
 
     def __init__(self, translator: Translator):
         self.translator = translator
@@ -19,12 +20,14 @@ class TranslationPredictor:
     def load(cls, model_dir: str | Path, device: str = "auto") -> "TranslationPredictor":
         return cls(Translator.load(model_dir, device))
 
-    def predict_texts(self, texts: list[str], batch_size: int = 64, beam: int = 5) -> pd.DataFrame:
-        return pd.DataFrame({"translation": self.translator.translate(list(texts), beam=beam,
-                                                                      batch_size=min(batch_size, 64))})
+    def predict_texts(self, texts: list[str], batch_size: int = 64, beam: int = 5,
+                      replace_unk: bool = True) -> pd.DataFrame:
+        return pd.DataFrame({"translation": self.translator.translate(
+            list(texts), beam=beam, batch_size=min(batch_size, 64), replace_unk=replace_unk)})
 
-    def predict_frame(self, frame: pd.DataFrame, beam: int = 5) -> pd.DataFrame:
+    def predict_frame(self, frame: pd.DataFrame, beam: int = 5, replace_unk: bool = True) -> pd.DataFrame:
         """``text`` column in -> ``translation`` column out."""
         if "text" not in frame.columns:
             raise ValueError(f"the input needs a 'text' column; got {list(frame.columns)}")
-        return self.predict_texts(["" if t is None else str(t) for t in frame["text"].tolist()], beam=beam)
+        return self.predict_texts(["" if t is None else str(t) for t in frame["text"].tolist()], beam=beam,
+                                  replace_unk=replace_unk)

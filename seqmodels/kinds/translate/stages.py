@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import torch
 
 from seqmodels.kinds.translate.batches import PairLoader, pair_batch
-from seqmodels.kinds.translate.decode import beam_search, greedy_decode
-from seqmodels.kinds.translate.model import Seq2Seq, Seq2SeqConfig
-from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
+from seqmodels.kinds.translate.decode import beam_search, forced_attention, greedy_decode
+from seqmodels.kinds.translate.model import UNK_ID, Seq2Seq, Seq2SeqConfig
+from seqmodels.kinds.translate.text import END_ID, START_ID, decode, detokenize, encode, fit_vocabulary, tokenize
 from seqmodels.predict import load_model, save_history, save_model
 from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
 from seqmodels.vocab import Vocabulary
@@ -83,8 +83,18 @@ class TextCodec:
     def targets(self, texts: list[str]) -> list[list[int]]:
         return [encode(self.target, tokenize(t, self.config.target_level)) for t in texts]
 
-    def text(self, ids: list[int]) -> str:
-        return decode(self.target, ids)
+    def text(self, ids: list[int], copies: dict[int, str] | None = None) -> str:
+        """The detokenised translation of target ``ids``; ``copies``: position -> source token put in place of
+        the ``<unk>`` there."""
+        if not copies:
+            return decode(self.target, ids)
+        tokens = [copies.get(j, self.target.tokens[i]) for j, i in enumerate(ids) if i not in (0, START_ID, END_ID)]
+        return detokenize(tokens, self.target.level)
+
+    @property
+    def copies_source_tokens(self) -> bool:
+        """Whether a source token can stand in for an unknown target token (both sides split alike)."""
+        return self.config.source_level == self.config.target_level
 
 
 def training_pairs(codec: TextCodec, path: str) -> tuple[list[list[int]], list[list[int]]]:
@@ -152,8 +162,11 @@ class Translator:
         model, target = load_model(model_dir, Seq2SeqConfig, Seq2Seq, device)
         return cls(model, TextCodec.load(model_dir), target)
 
-    def translate(self, texts: list[str], beam: int = 5, batch_size: int = 64, max_len: int | None = None) -> list[str]:
-        """The translation of every text (an empty one translates to ""); ``beam`` 1 is greedy."""
+    def translate(self, texts: list[str], beam: int = 5, batch_size: int = 64, max_len: int | None = None,
+                  replace_unk: bool = True) -> list[str]:
+        """The translation of every text (an empty one translates to ""); ``beam`` 1 is greedy. With
+        ``replace_unk`` (Luong et al. 2015), an ``<unk>`` in a translation becomes the source token the model
+        attended to most when it produced it (names, numbers), when both sides are split alike."""
         limit = max_len or 2 * self.codec.config.max_len
         ids = self.codec.sources(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
@@ -166,9 +179,28 @@ class Translator:
             src, lengths = batch["src"].to(self.device), batch["src_lengths"]
             hyps = (greedy_decode(self.model, src, lengths, limit) if beam <= 1
                     else beam_search(self.model, src, lengths, beam=beam, max_len=limit))
+            copies = self._copies(texts, rows, batch, hyps) if replace_unk else {}
             for i, hyp in zip(rows, hyps):
-                out[i] = self.codec.text(hyp)
+                out[i] = self.codec.text(hyp, copies.get(i))
         return out
+
+    def _copies(self, texts: list[str], rows: list[int], batch: dict, hyps: list[list[int]]) -> dict[int, dict]:
+        """Text index -> {position of an ``<unk>`` in its translation: the most attended source token}."""
+        if not self.codec.copies_source_tokens or self.model.config.attention == "none":
+            return {}
+        with_unk = [k for k, hyp in enumerate(hyps) if UNK_ID in hyp]
+        if not with_unk:
+            return {}
+        index = torch.tensor(with_unk)
+        weights = forced_attention(self.model, batch["src"][index].to(self.device), batch["src_lengths"][index],
+                                   [hyps[k] for k in with_unk])  # (rows with <unk>, longest, src_len)
+        copies = {}
+        for row, k in enumerate(with_unk):
+            source = tokenize(texts[rows[k]], self.codec.config.source_level)
+            attended = weights[row].argmax(-1).tolist()  # the most attended source position of each output
+            copies[rows[k]] = {j: source[attended[j]] for j, token in enumerate(hyps[k])
+                               if token == UNK_ID and attended[j] < len(source)}
+        return copies
 
 
 def bleu_tokenizer(references: list[str]) -> str:
