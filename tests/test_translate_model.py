@@ -190,16 +190,22 @@ def reverse_task(n: int, seed: int) -> tuple[list[list[int]], list[list[int]]]:
     return sources, [s[::-1] for s in sources]
 
 
-@pytest.fixture(scope="module")
-def reverser() -> tuple[Seq2Seq, dict]:
-    """A tiny Luong GRU trained on 40 reversals: 200 full-batch Adam steps (about 1 s on one core)."""
-    batch = pairs(*reverse_task(40, seed=0))
-    model = tiny("luong")
+def fit_reversals(model: Seq2Seq, batch: dict) -> Seq2Seq:
+    """200 full-batch Adam steps (lr 0.01) on ``batch``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(200):
         optimizer.zero_grad()
         model.step(batch)["loss"].backward()
         optimizer.step()
+    return model
+
+
+@pytest.fixture(scope="module")
+def reverser() -> tuple[Seq2Seq, dict]:
+    """A tiny Luong GRU trained on 40 reversals: 200 full-batch Adam steps (about 1 s on one core)."""
+    batch = pairs(*reverse_task(40, seed=0))
+    model = tiny("luong")
+    fit_reversals(model, batch)
     return model, batch
 
 
@@ -208,11 +214,7 @@ def test_the_default_tied_output_layer_learns_to_reverse_too():
     batch = pairs(*reverse_task(40, seed=0))
     model = tiny("luong", tie_decoder_embeddings=True)
     assert model.output.weight is model.tgt_embedding.weight
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        optimizer.zero_grad()
-        model.step(batch)["loss"].backward()
-        optimizer.step()
+    fit_reversals(model, batch)
     expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
     assert greedy_decode(model, batch["src"], batch["src_lengths"], max_len=8) == expected
 
@@ -314,11 +316,7 @@ def test_a_tiny_adaptive_model_learns_to_reverse_with_rare_words(small_clusters)
     """Half of the reversal task's words are in the clusters: their layers learn from their own tokens only."""
     batch = pairs(*reverse_task(40, seed=0))
     model = tiny("luong", adaptive_softmax=True, embedding_dim=32)  # clusters of 32 / 4 and 32 / 16 features
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        optimizer.zero_grad()
-        model.step(batch)["loss"].backward()
-        optimizer.step()
+    fit_reversals(model, batch)
     expected = [row[row != 0][:-1].tolist() for row in batch["tgt_out"]]  # without </s>
     assert greedy_decode(model, batch["src"], batch["src_lengths"], max_len=8) == expected
     assert beam_search(model, batch["src"], batch["src_lengths"], beam=3, max_len=8) == expected
