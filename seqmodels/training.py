@@ -269,8 +269,8 @@ class Trainer:
         return score > best if self.maximize else score < best
 
     def _train_epoch(self, epoch: int, deadline: float) -> tuple[float, bool]:
-        """One pass over the training batches; returns (mean loss over every rank, whether the epoch finished
-        in time)."""
+        """One epoch of training batches (a pass, or ``epoch_steps`` of them: :meth:`_epoch_batches`); returns
+        (mean loss over every rank, whether the epoch finished in time)."""
         self.model.train()
         # dropout masks reproducible across --resume (and different on each rank)
         torch.manual_seed(self.config.seed + epoch + _RANK_SEED_STRIDE * distributed.rank())

@@ -16,6 +16,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from seqmodels.kinds.translate.batches import pad
 from seqmodels.kinds.translate.model import PAD_ID, Seq2Seq, reorder_state
 
 
@@ -148,12 +149,10 @@ def forced_attention(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tenso
     with evaluating(model):
         memory, mask, state = model.encode(src, src_lengths)
         keys = model.prepare(memory, mask)
-        longest = max(1, max(len(t) for t in targets))
-        tgt_in = torch.zeros(len(targets), longest, dtype=torch.long, device=src.device)  # <s> + target, padded
-        for row, target in enumerate(targets):
-            tgt_in[row, :len(target)] = torch.tensor([start_id, *target[:-1]] if target else [], dtype=torch.long)
+        # <s> + target without its last token: (batch, longest target), padded
+        tgt_in = pad([[start_id, *t[:-1]] if t else [] for t in targets]).to(src.device)
         extra, steps = None, []
-        for t in range(longest):
+        for t in range(tgt_in.shape[1]):
             _, state, extra, weights = model.readout_step(tgt_in[:, t], state, memory, mask, extra, keys)
             steps.append(weights)  # (batch, src_len)
         return torch.stack(steps, 1)  # (batch, longest, src_len)

@@ -13,7 +13,7 @@ import torch
 from seqmodels.kinds.translate.batches import PairLoader, pair_batch
 from seqmodels.kinds.translate.decode import beam_search, forced_attention, greedy_decode
 from seqmodels.kinds.translate.model import UNK_ID, Seq2Seq, Seq2SeqConfig
-from seqmodels.kinds.translate.text import END_ID, START_ID, decode, detokenize, encode, fit_vocabulary, tokenize
+from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
 from seqmodels.predict import load_model, save_history, save_model
 from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
 from seqmodels.vocab import Vocabulary
@@ -86,10 +86,7 @@ class TextCodec:
     def text(self, ids: list[int], copies: dict[int, str] | None = None) -> str:
         """The detokenised translation of target ``ids``; ``copies``: position -> source token put in place of
         the ``<unk>`` there."""
-        if not copies:
-            return decode(self.target, ids)
-        tokens = [copies.get(j, self.target.tokens[i]) for j, i in enumerate(ids) if i not in (0, START_ID, END_ID)]
-        return detokenize(tokens, self.target.level)
+        return decode(self.target, ids, copies)
 
     @property
     def copies_source_tokens(self) -> bool:

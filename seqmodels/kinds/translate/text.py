@@ -47,6 +47,9 @@ def encode(vocab: Vocabulary, tokens: Sequence[str]) -> list[int]:
     return [vocab.index.get(t, 1) for t in tokens]
 
 
-def decode(vocab: Vocabulary, ids: Sequence[int]) -> str:
-    """Text of ``ids``: padding, start and end left out; an unknown token shows as ``<unk>``."""
-    return detokenize([vocab.tokens[i] for i in ids if i not in (0, START_ID, END_ID)], vocab.level)
+def decode(vocab: Vocabulary, ids: Sequence[int], copies: dict[int, str] | None = None) -> str:
+    """Text of ``ids``: padding, start and end left out; ``copies`` (position in ``ids`` -> token) stand in for the
+    tokens there; an unknown token shows as ``<unk>``."""
+    copies = copies or {}
+    return detokenize([copies.get(j, vocab.tokens[i]) for j, i in enumerate(ids) if i not in (0, START_ID, END_ID)],
+                      vocab.level)
