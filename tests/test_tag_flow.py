@@ -1,14 +1,11 @@
 """The tagging path for real: the training flow, the registry gate, a fresh-process pyfunc, the nightly flow."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 from mlflow import MlflowClient
 
-from conftest import train_tiny_tagger
+from conftest import pyfunc_in_a_fresh_process, train_tiny_tagger
 from flows.batch_flow import batch_predict_flow
 
 CONTRACT = ["source_file", "row", "text", "tokens", "tags", "entities", "model_name", "model_version", "run_id"]
@@ -35,15 +32,10 @@ def test_tagger_registered_then_challenger(trained_tagger):
 
 
 def test_pyfunc_in_a_fresh_process_tags_tokens_and_text(trained_tagger):
-    code = ("import mlflow, pandas as pd, json; m = mlflow.pyfunc.load_model('models:/ner@champion'); "
-            "a = m.predict(pd.DataFrame({'tokens': [['Angela', 'Merkel', 'visited', 'Paris', 'on', 'Monday', '.']]})); "
-            "b = m.predict(pd.DataFrame({'text': ['Peter Blackburn visited New York on Monday.']})); "
-            "print(json.dumps([a.to_dict('records'), b.to_dict('records')]))")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_tagger["tracking_uri"]}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=str(trained_tagger["home"]))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (pretokenised,), (raw,) = json.loads(proc.stdout.strip().splitlines()[-1])
+    outs = pyfunc_in_a_fresh_process("models:/ner@champion", trained_tagger["tracking_uri"], trained_tagger["home"], [
+        ({"tokens": [["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."]]}, None),
+        ({"text": ["Peter Blackburn visited New York on Monday."]}, None)])
+    pretokenised, raw = ({column: values[0] for column, values in out.items()} for out in outs)  # the one row of each
     assert pretokenised["tags"] == ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O"]
     assert [(e["type"], e["start"], e["end"]) for e in pretokenised["entities"]] == [("PER", 0, 2), ("LOC", 3, 4)]
     assert raw["tokens"] == ["Peter", "Blackburn", "visited", "New", "York", "on", "Monday", "."]

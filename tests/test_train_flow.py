@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import train_tiny
+from conftest import pyfunc_in_a_fresh_process, train_tiny
 
 
 def test_champion_then_challenger_then_fresh_process_predicts(trained_classifier):
@@ -35,14 +35,8 @@ def test_champion_then_challenger_then_fresh_process_predicts(trained_classifier
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/learning_curves.png"} <= artifacts
 
-    code = ("import mlflow, pandas as pd, json; m = mlflow.pyfunc.load_model('models:/topics@champion'); "
-            "out = m.predict(pd.DataFrame({'text': ['Striker Scores Goal In League Match', 'Bank Shares And Stocks Fall']})); "
-            "print(json.dumps(out.to_dict('list')))")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": first["tracking_uri"]}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=str(store))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    [out] = pyfunc_in_a_fresh_process("models:/topics@champion", first["tracking_uri"], store, [
+        ({"text": ["Striker Scores Goal In League Match", "Bank Shares And Stocks Fall"]}, None)])
     assert out["label"] == ["sports", "business"]
     assert all(0.0 < s <= 1.0 for s in out["score"])
 
