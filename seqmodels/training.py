@@ -73,7 +73,8 @@ def epoch_count(text: str | int) -> int:
 
 @dataclass
 class TrainerConfig:
-    """Optimisation and stopping: Adam with ReduceLROnPlateau, early stopping on ``monitor``.
+    """Optimisation and stopping: Adam with ReduceLROnPlateau (or a linear decay, ``lr_schedule``), early
+    stopping on ``monitor``.
 
     ``monitor`` is ``val_loss`` (lower is better), ``val_accuracy`` or a key the trainer's ``val_scorer``
     returns (higher is better). ``ema_decay``: validate and keep an exponential moving average of the weights
@@ -93,6 +94,10 @@ class TrainerConfig:
                 "comes first (0: passes); validation, checkpoints, patience and the LR schedule count these epochs"})
     lr_patience: int = 1
     lr_factor: float = 0.5
+    lr_schedule: Literal["plateau", "linear"] = field(default="plateau", metadata={
+        "help": "plateau: multiply the LR by lr_factor when the monitored metric stalls lr_patience epochs; "
+                "linear: lower it linearly from lr towards 0 at the end of the time budget or of the last epoch, "
+                "whichever comes first (budgeted training, Li et al. 2020)"})
     time_budget_s: float | None = None
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={
         "help": "auto: CUDA with mixed precision when a GPU is present, else CPU"})
@@ -166,6 +171,7 @@ class Trainer:
         self.start_epoch = 1
         self._reading: list | None = None  # [pass, next offset, iterator] of the training batches being read
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._budget_used, self._epoch_share = 0.0, 0.0  # linear LR: budget shares used so far, of one epoch
 
     # ---- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -178,12 +184,14 @@ class Trainer:
                 self.result.stop_reason = "time_budget"
                 break
             epoch_start = time.monotonic()
+            self._plan_linear_lr(epoch_start - started)
             train_loss, finished = self._train_epoch(epoch, deadline)
             if not finished:
                 self.result.stop_reason = "time_budget"
                 break
             record, score, improved = self._validate(epoch, train_loss)
-            self.scheduler.step(score)
+            if self.config.lr_schedule == "plateau":
+                self.scheduler.step(score)
             record.update(lr=self.optimizer.param_groups[0]["lr"], epoch_time_s=time.monotonic() - epoch_start)
             self.result.history.append(record)
             self.result.train_time_s = time.monotonic() - started
@@ -275,9 +283,10 @@ class Trainer:
         # dropout masks reproducible across --resume (and different on each rank)
         torch.manual_seed(self.config.seed + epoch + _RANK_SEED_STRIDE * distributed.rank())
         total, count = 0.0, 0
-        for batch in self._progress(self._epoch_batches(epoch), f"epoch {epoch}"):
+        for step, batch in enumerate(self._progress(self._epoch_batches(epoch), f"epoch {epoch}")):
             if self._agreed_stop(epoch, deadline) == _OUT_OF_TIME:
                 return total / max(count, 1), False
+            self._set_linear_lr(epoch, step)
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 out = self.model.step(batch) if self._parallel is None else self._parallel(batch)
@@ -294,6 +303,27 @@ class Trainer:
             self._notify("on_batch_end", epoch, count, loss)
         total, count = distributed.sum_across_ranks([total, count])
         return total / max(count, 1), True
+
+    def _plan_linear_lr(self, elapsed: float) -> None:
+        """Before an epoch (linear schedule with a time budget): the share of the budget used so far (rank 0's,
+        so that every rank sets the same LR) and the share one epoch takes (the mean so far; 0 before the first)."""
+        if self.config.lr_schedule != "linear" or not self.config.time_budget_s:
+            return
+        history, budget = self.result.history, self.config.time_budget_s
+        self._budget_used = distributed.broadcast_from_main(elapsed / budget)
+        self._epoch_share = sum(r["epoch_time_s"] for r in history) / len(history) / budget if history else 0.0
+
+    def _set_linear_lr(self, epoch: int, step: int) -> None:
+        """Linear schedule: ``lr * (1 - progress)`` before step ``step`` of ``epoch``, the progress being the
+        larger of the steps done out of ``epochs * epoch_steps`` and the time budget used (extrapolated
+        within the epoch from the mean epoch time)."""
+        if self.config.lr_schedule != "linear":
+            return
+        progress = ((epoch - 1) * self.epoch_steps + step) / (self.config.epochs * self.epoch_steps)
+        if self.config.time_budget_s:
+            progress = max(progress, self._budget_used + step / self.epoch_steps * self._epoch_share)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * max(0.0, 1.0 - progress)
 
     @property
     def epoch_steps(self) -> int:

@@ -118,6 +118,38 @@ def test_time_budget_stops_inside_an_epoch_that_runs_past_the_deadline(monkeypat
     assert clock.now == pytest.approx(3.0)
 
 
+def training_lrs(trainer: Trainer) -> list[float]:
+    """The learning rate of every training step ``trainer`` takes (filled as it trains)."""
+    lrs, step = [], trainer.model.step
+
+    def recording(batch):
+        if trainer.model.training:
+            lrs.append(trainer.optimizer.param_groups[0]["lr"] / trainer.config.lr)
+        return step(batch)
+
+    trainer.model.step = recording
+    return lrs
+
+
+def test_linear_lr_schedule_falls_to_zero_over_the_epochs_and_ignores_plateaus(tmp_path):
+    trainer = make_trainer(make_model(), tmp_path, epochs=4, lr_schedule="linear", lr_patience=0, lr_factor=0.01)
+    lrs = training_lrs(trainer)
+    trainer.fit()
+    assert lrs == pytest.approx([1 - k / 16 for k in range(16)])  # 4 epochs x 4 steps
+    assert [r["lr"] for r in trainer.result.history] == pytest.approx([1e-2 * (1 - k / 16) for k in (3, 7, 11, 15)])
+
+
+def test_linear_lr_schedule_follows_the_time_budget_when_it_ends_first(monkeypatch, tmp_path):
+    # 5 s an epoch (4 training steps + 1 validation step of 1 s) in a 20 s budget of 1,000 epochs: epoch 1 knows
+    # no epoch time yet (steps' progress only: ~0); epoch e > 1 starts at (e - 1) / 4 of the budget, each step 1/16
+    trainer, clock = clocked_trainer(monkeypatch, tmp_path, 1.0, epochs=1000, time_budget_s=20, lr_schedule="linear")
+    lrs = training_lrs(trainer)
+    result = trainer.fit()
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4] and result.stop_reason == "time_budget"
+    assert lrs[:4] == pytest.approx([1 - k / 4000 for k in range(4)])
+    assert lrs[4:] == pytest.approx([1 - k / 16 for k in range(4, 16)])
+
+
 def test_early_stopping_restores_the_best_epoch(tmp_path):
     trainer = make_trainer(make_model(), tmp_path, epochs=60, patience=2, lr=0.05)
     result = trainer.fit()

@@ -115,6 +115,7 @@ class TaskKind(ABC):
         return dataclasses.replace(self.trainer_defaults, epochs=epoch_count(options.epochs),
                                    batch_size=options.batch_size, lr=options.lr, patience=options.patience,
                                    min_steps=options.min_steps, max_epoch_steps=options.max_epoch_steps,
+                                   lr_schedule=options.lr_schedule,
                                    device=options.device, seed=options.seed,
                                    time_budget_s=budget * 60 if budget else None)
 
@@ -218,7 +219,7 @@ def optimiser_options(trainer: TrainerConfig, batch_help: str = "examples per ba
         ("min_steps", int, option(trainer.min_steps, "optimisation steps before early stopping may stop training "
                                                      "(small training sets then get more epochs)",
                                   group="training options")),
-        *options_from(trainer, ["max_epoch_steps"], "training options"),
+        *options_from(trainer, ["max_epoch_steps", "lr_schedule"], "training options"),
     ]
 
 
