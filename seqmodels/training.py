@@ -97,7 +97,7 @@ class TrainerConfig:
     lr_schedule: Literal["plateau", "linear"] = field(default="plateau", metadata={
         "help": "plateau: multiply the LR by lr_factor when the monitored metric stalls lr_patience epochs; "
                 "linear: lower it linearly from lr towards 0 at the end of the time budget or of the last epoch, "
-                "whichever comes first (budgeted training, Li et al. 2020)"})
+                "whichever comes first (budgeted training, Li et al. 2020), the line's peak cut as plateau cuts"})
     time_budget_s: float | None = None
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={
         "help": "auto: CUDA with mixed precision when a GPU is present, else CPU"})
@@ -192,6 +192,8 @@ class Trainer:
             record, score, improved = self._validate(epoch, train_loss)
             if self.config.lr_schedule == "plateau":
                 self.scheduler.step(score)
+            else:
+                self._cut_linear_peak(score)
             record.update(lr=self.optimizer.param_groups[0]["lr"], epoch_time_s=time.monotonic() - epoch_start)
             self.result.history.append(record)
             self.result.train_time_s = time.monotonic() - started
@@ -322,8 +324,21 @@ class Trainer:
         progress = ((epoch - 1) * self.epoch_steps + step) / (self.config.epochs * self.epoch_steps)
         if self.config.time_budget_s:
             progress = max(progress, self._budget_used + step / self.epoch_steps * self._epoch_share)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * max(0.0, 1.0 - progress)
+        for group, peak in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+            group["lr"] = peak * max(0.0, 1.0 - progress)
+
+    def _cut_linear_peak(self, score: float) -> None:
+        """Linear schedule, after an epoch: the plateau rule still applies to the line's peak (the LR it falls
+        from, kept as the plateau scheduler's LR, so checkpoints hold it): a metric that stalls ``lr_patience``
+        epochs multiplies it by ``lr_factor``. Where the data is learnt before the budget ends (cmn.txt, 10
+        minutes) the line alone kept the LR too high: BLEU 21.0 against the plateau schedule's 22.0."""
+        groups = self.optimizer.param_groups
+        fractions = [group["lr"] / peak for group, peak in zip(groups, self.scheduler.get_last_lr())]
+        for group, peak in zip(groups, self.scheduler.get_last_lr()):
+            group["lr"] = peak
+        self.scheduler.step(score)
+        for group, fraction in zip(groups, fractions):
+            group["lr"] *= fraction  # where the line stands, under the (possibly cut) peak
 
     @property
     def epoch_steps(self) -> int:

@@ -45,6 +45,25 @@ def test_linear_baseline_learns_and_chooses_c_by_cross_validation():
     assert scores["baseline_accuracy"] == 1.0 and scores["baseline_C"] in C_GRID
 
 
+def test_the_run_baseline_learns_from_the_validation_rows_too(tmp_path):
+    """The model learns from train + val (the linear member is refitted on both): so does its baseline."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqmodels.kinds import get_kind
+
+    rows = {"train": [("apple pie", "a"), ("apple tart", "a"), ("banana split", "b"), ("banana bread", "b")],
+            "val": [("cherry jam", "c")], "test": [("cherry jam", "c"), ("apple pie", "a")]}
+    splits = {}
+    for part, pairs in rows.items():
+        splits[part] = tmp_path / f"{part}.parquet"
+        pq.write_table(pa.table({"text": [t for t, _ in pairs], "label": [y for _, y in pairs]}), splits[part])
+    scores = get_kind("classify").baselines(splits, SimpleNamespace(baseline=True, seed=0))
+    assert scores["baseline_accuracy"] == 1.0  # "c" occurs only in the validation split
+
+
 def test_pretrained_vectors_start_the_embeddings_and_stay_frozen(trained_classifier, tmp_path):
     vectors = {"stocks": [0.5, -0.25, 0.125, 1.0], "Goal": [1.0, 2.0, 3.0, 4.0]}
     path = tmp_path / "vectors.vec"

@@ -131,12 +131,33 @@ def training_lrs(trainer: Trainer) -> list[float]:
     return lrs
 
 
-def test_linear_lr_schedule_falls_to_zero_over_the_epochs_and_ignores_plateaus(tmp_path):
-    trainer = make_trainer(make_model(), tmp_path, epochs=4, lr_schedule="linear", lr_patience=0, lr_factor=0.01)
+def test_linear_lr_schedule_falls_to_zero_over_the_epochs(tmp_path):
+    trainer = make_trainer(make_model(), tmp_path, epochs=4, lr_schedule="linear", lr_patience=50)
     lrs = training_lrs(trainer)
     trainer.fit()
     assert lrs == pytest.approx([1 - k / 16 for k in range(16)])  # 4 epochs x 4 steps
     assert [r["lr"] for r in trainer.result.history] == pytest.approx([1e-2 * (1 - k / 16) for k in (3, 7, 11, 15)])
+
+
+def test_linear_lr_schedule_cuts_its_peak_when_the_metric_stalls_and_resumes_with_it(tmp_path):
+    """lr_patience 0: the epoch-3 validation loss (worse than epoch 2's) halves the line from epoch 4 on; the
+    cut line is in the checkpoint, so a resumed run goes on under it."""
+    def scripted(trainer, losses):
+        trainer.evaluate = lambda loader: {"loss": losses.pop(0) if losses else 0.5}
+
+    trainer = make_trainer(make_model(), tmp_path, epochs=4, lr_schedule="linear", lr_patience=0, lr_factor=0.5)
+    scripted(trainer, [1.0, 0.9, 0.95, 0.8])
+    lrs = training_lrs(trainer)
+    trainer.fit()
+    assert lrs == pytest.approx([1 - k / 16 for k in range(12)] + [0.5 * (1 - k / 16) for k in range(12, 16)])
+    assert trainer.result.history[2]["lr"] == pytest.approx(1e-2 * 0.5 * (1 - 11 / 16))
+
+    resumed = make_trainer(make_model(), tmp_path, epochs=5, lr_schedule="linear", lr_patience=0, lr_factor=0.5)
+    scripted(resumed, [0.4])
+    assert resumed.resume()
+    lrs = training_lrs(resumed)
+    resumed.fit()
+    assert lrs == pytest.approx([0.5 * (1 - k / 20) for k in range(16, 20)])  # epoch 5 of 5, under the cut peak
 
 
 def test_linear_lr_schedule_follows_the_time_budget_when_it_ends_first(monkeypatch, tmp_path):

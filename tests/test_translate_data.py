@@ -92,3 +92,62 @@ def test_pair_batches_pad_and_cover_every_pair_once_per_epoch():
             assert batch["src"][row, n_src:].eq(0).all() and batch["tgt_out"][row, n_tgt - 1] == 3  # </s> last
             seen.append((n_src, n_tgt - 1))
     assert sorted(seen) == sorted(zip((3, 1, 2, 5, 4, 2), (2, 2, 1, 3, 1, 4))) and len(loader) == 2
+
+
+def test_byte_pair_merges_join_the_most_frequent_pair_first_and_stop_below_two():
+    from seqmodels.subwords import learn_bpe
+
+    units = learn_bpe({"lower": 2, "lowest": 6, "newer": 3, "wider": 1}, merges=100)
+    chars = sorted(set("lowernewestwider"))
+    assert units[:len(chars)] == chars
+    merged = units[len(chars):]
+    assert merged[:2] == ["we", "lo"]  # "we" 11 times; then "lo" and "o we" 8 each: equals go by pair order
+    assert "lowest" in merged and "wider" not in merged  # wider occurs once: its pairs never reach two
+
+
+def test_bpe_learning_matches_a_plain_recount_after_every_merge():
+    """The incremental counts give the merges of the textbook loop that recounts all pairs each time."""
+    from collections import Counter
+
+    from seqmodels.kinds.translate.text import tokenize
+    from seqmodels.subwords import learn_bpe
+
+    text = "les chats mangent les souris ; nous mangeons , vous mangez , ils mangeaient des chatons " * 3
+    counts = Counter(tokenize(text + "les chiens chantent"))
+    words = {w: list(w) for w in counts}
+    expected = []
+    for _ in range(25):
+        pairs = Counter()
+        for w, symbols in words.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += counts[w]
+        best = min(pairs.items(), key=lambda item: (-item[1], item[0]), default=None)
+        if best is None or best[1] < 2:
+            break
+        expected.append(best[0][0] + best[0][1])
+        for w, symbols in words.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if symbols[i:i + 2] == list(best[0]):
+                    out.append(expected[-1]); i += 2
+                else:
+                    out.append(symbols[i]); i += 1
+            words[w] = out
+    assert learn_bpe(counts, 25)[len(set("".join(counts))):] == expected
+
+
+def test_subword_codec_splits_rare_words_into_known_pieces_and_joins_them_back(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqmodels.kinds.translate.stages import TextCodec, TextConfig, fit_text
+
+    targets = ["Nous mangeons.", "Nous chantons.", "Ils mangent.", "Ils chantent.", "Vous mangez."] * 4
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"text": ["x"] * len(targets), "target": targets}), path)
+    fit_text(str(path), str(tmp_path / "text"), TextConfig(target_level="bpe", bpe_merges=30, min_freq=5))
+    codec = TextCodec.load(tmp_path / "text")
+    pieces = codec.tokens("Vous chantez.", "target")  # a word never seen, made of seen pieces
+    assert "<unk>" not in [codec.target.tokens[i] for i in codec.targets(["Vous chantez."])[0]]
+    assert len(pieces) > 3 and "".join(pieces) == "▁Vous▁chantez."  # words: ▁Vous ▁chantez .
+    assert codec.text([2, *codec.targets(["Vous chantez."])[0], 3]) == "Vous chantez."

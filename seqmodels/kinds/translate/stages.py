@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,6 +17,7 @@ from seqmodels.kinds.translate.decode import beam_search, forced_attention, gree
 from seqmodels.kinds.translate.model import UNK_ID, Seq2Seq, Seq2SeqConfig
 from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
 from seqmodels.predict import load_model, save_history, save_model
+from seqmodels.subwords import Segmenter, learn_bpe
 from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
 from seqmodels.vocab import Vocabulary
 
@@ -31,6 +34,7 @@ class TextConfig:
     max_len: int = 50
     max_vocab: int = 30_000
     min_freq: int = 1
+    bpe_merges: int = 8_000
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__), encoding="utf-8")
@@ -52,8 +56,16 @@ def fit_text(train_path: str, out_dir: str, config: TextConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     sources, targets = read_split(train_path)
     for name, texts, level in (("source", sources, config.source_level), ("target", targets, config.target_level)):
-        fit_vocabulary((tokenize(t, level) for t in texts), level, config.max_vocab, config.min_freq).save(
-            out / f"{name}_vocab.json")
+        token_lists = [tokenize(t, level) for t in texts]
+        if level != "bpe":
+            fit_vocabulary(token_lists, level, config.max_vocab, config.min_freq).save(out / f"{name}_vocab.json")
+            continue
+        units = learn_bpe(Counter(w for words in token_lists for w in words), config.bpe_merges)
+        segment = Segmenter(units)
+        # every unit, not only those left whole in the training words: an unseen word splits into smaller ones
+        fitted = fit_vocabulary((segment(words) for words in token_lists), level, config.max_vocab)
+        unused = sorted(set(units) - set(fitted.tokens))[:max(0, config.max_vocab - len(fitted))]
+        Vocabulary([*fitted.tokens, *unused], level=fitted.level).save(out / f"{name}_vocab.json")
     config.save(out / "text.json")
     return out
 
@@ -77,11 +89,24 @@ class TextCodec:
         self.target.save(folder / "target_vocab.json")
         self.config.save(folder / "text.json")
 
+    @cached_property
+    def _segmenters(self) -> dict[str, Segmenter | None]:
+        """Per side, the subword splitter of a ``bpe`` level (its units are the vocabulary's tokens), else None."""
+        return {side: Segmenter(vocab.tokens[4:]) if level == "bpe" else None
+                for side, vocab, level in (("source", self.source, self.config.source_level),
+                                           ("target", self.target, self.config.target_level))}
+
+    def tokens(self, text: str, side: str) -> list[str]:
+        """The tokens of a ``source`` or ``target`` sentence, split as the model was trained."""
+        words = tokenize(text, self.config.source_level if side == "source" else self.config.target_level)
+        segment = self._segmenters[side]
+        return segment(words) if segment else words
+
     def sources(self, texts: list[str]) -> list[list[int]]:
-        return [encode(self.source, tokenize(t, self.config.source_level)) for t in texts]
+        return [encode(self.source, self.tokens(t, "source")) for t in texts]
 
     def targets(self, texts: list[str]) -> list[list[int]]:
-        return [encode(self.target, tokenize(t, self.config.target_level)) for t in texts]
+        return [encode(self.target, self.tokens(t, "target")) for t in texts]
 
     def text(self, ids: list[int], copies: dict[int, str] | None = None) -> str:
         """The detokenised translation of target ``ids``; ``copies``: position -> source token put in place of
@@ -193,7 +218,7 @@ class Translator:
                                    [hyps[k] for k in with_unk])  # (rows with <unk>, longest, src_len)
         copies = {}
         for row, k in enumerate(with_unk):
-            source = tokenize(texts[rows[k]], self.codec.config.source_level)
+            source = self.codec.tokens(texts[rows[k]], "source")
             attended = weights[row].argmax(-1).tolist()  # the most attended source position of each output
             copies[rows[k]] = {j: source[attended[j]] for j, token in enumerate(hyps[k])
                                if token == UNK_ID and attended[j] < len(source)}
