@@ -125,15 +125,17 @@ def test_linear_member_saved_without_pickles_scores_the_same_after_loading(tmp_p
     assert LinearMember.load(tmp_path / "missing") is None
 
 
-def test_member_weight_is_chosen_on_validation_accuracy_smallest_of_equals():
+def test_member_weight_is_chosen_on_validation_accuracy_largest_of_equals():
     from seqmodels.kinds.classify.baseline import choose_weight
 
     log_probs = np.log(np.array([[0.6, 0.4], [0.6, 0.4], [0.9, 0.1]]))  # the RNN says class 0 three times
     scores = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])  # the SVM says class 1 three times
     weight, accuracy = choose_weight(log_probs, scores, np.array([1, 1, 0]), weights=(0.0, 0.25, 1.0, 4.0))
-    # 0: 1/3; 0.25: 1/3 (0.25 < log 1.5); 1: 2/3 (1 > log 1.5, 1 < log 9); 4: 2/3 -> the smaller of the equals
+    # 0: 1/3; 0.25: 1/3 (0.25 < log 1.5); 1: 3/3 (log 1.5 < 1 < log 9); 4: 2/3 -> 1, the best
     assert weight == 1.0 and accuracy[0.0] == pytest.approx(1 / 3) and accuracy[4.0] == pytest.approx(2 / 3)
-    assert choose_weight(log_probs, scores, np.array([0, 0, 0]), weights=(0.0, 1.0))[0] == 0.0
+    weight, accuracy = choose_weight(log_probs, scores, np.array([1, 1, 0]), weights=(0.0, 4.0, 16.0))
+    assert weight == 16.0 and accuracy[4.0] == accuracy[16.0] == pytest.approx(2 / 3)  # the larger of equals
+    assert choose_weight(log_probs, scores, np.array([0, 0, 0]), weights=(0.0, 1.0, 4.0))[0] == 0.0  # RNN alone
 
 
 def test_the_model_mixes_its_linear_member_and_reports_the_rnn_alone(trained_classifier):
