@@ -4,7 +4,9 @@
         "enc": {...}, "clf": {...}, "train": {...}, "feat": {...}, "vocab": {...}, "seeds": [42]}'
 
 Each set: train (val = a stratified 15 % of train, as the CLI cuts it), select on val, test accuracy. AG News
-10k: the CLI's seeded 70/15/15 split. Prints a JSON line per set and seed, then the mean.
+10k: the CLI's seeded 70/15/15 split. Prints a JSON line per set and seed, then the mean. ``"linear": true``
+adds the linear member (alone, mixed, refitted on train + val); ``"refit_rnn": true`` also trains a fresh RNN on
+train + val for the first one's best epoch count and mixes it with the refitted member (``mix_both_refit_acc``).
 """
 
 from __future__ import annotations
@@ -76,21 +78,32 @@ def run(name: str, seed: int, args: dict) -> dict:
     targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
     accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
     out = {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs}
+    refit = refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], seed) if args.get("refit_rnn") else None
     if args.get("linear"):  # the RNN (last member) mixed with the TF-IDF + SVM member, weight chosen on val
-        out.update(linear_member(model, data, texts, y, tr, va, te, len(label_map), seed))
+        out.update(linear_member(model, data, texts, y, tr, va, te, len(label_map), seed, refit))
     return {**out, "wall": round(time.time() - started, 1)}
 
 
-def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int) -> dict:
+def refit_rnn(model, config, data, rows, va, epochs: int, seed: int):
+    """A fresh RNN of the same config trained on ``rows`` (train + val) for the epochs the first one chose."""
+    seed_everything(seed)
+    fresh = RNNClassifier(model.config)
+    refit_config = replace(config, epochs=max(epochs, 1), patience=10**6, min_steps=0)
+    Trainer(fresh, refit_config, BatchLoader(data(rows), config.batch_size, shuffle=True, seed=seed, targets=label_targets),
+            BatchLoader(data(va), 256, targets=label_targets)).fit()
+    return fresh.eval()
+
+
+def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int, refit_model=None) -> dict:
     """Test accuracy of the linear member alone and mixed with the RNN at the weight chosen on validation."""
     from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 
     member = LinearMember.fit([texts[i] for i in tr], y[tr], num_classes, seed)
 
-    def log_probs(ix):  # BatchLoader without shuffling yields rows in order of `index`
+    def log_probs(ix, rnn=model):  # BatchLoader without shuffling yields rows in order of `index`
         out = np.zeros((len(ix), num_classes))
         for batch in BatchLoader(data(ix), 256, targets=label_targets):
-            out[batch["index"].numpy()] = torch.log(model.predict_proba(batch)).numpy()
+            out[batch["index"].numpy()] = torch.log(rnn.predict_proba(batch)).numpy()
         return out
 
     weight, by_weight = choose_weight(log_probs(va), member.scores([texts[i] for i in va]), y[va])
@@ -102,6 +115,10 @@ def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int
     refit = LinearMember.fit([texts[i] for i in both], y[both], num_classes, seed).scores([texts[i] for i in te])
     out["linear_refit_acc"] = round(100 * float((refit.argmax(-1) == y[te]).mean()), 2)
     out["mix_refit_acc"] = round(100 * float(((log_probs(te) + weight * refit).argmax(-1) == y[te]).mean()), 2)
+    if refit_model is not None:  # the RNN refitted on train + val too, at the same weight
+        rnn = log_probs(te, refit_model)
+        out["rnn_refit_acc"] = round(100 * float((rnn.argmax(-1) == y[te]).mean()), 2)
+        out["mix_both_refit_acc"] = round(100 * float(((rnn + weight * refit).argmax(-1) == y[te]).mean()), 2)
     return out
 
 
