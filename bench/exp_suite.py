@@ -78,7 +78,8 @@ def run(name: str, seed: int, args: dict) -> dict:
     targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
     accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
     out = {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs}
-    refit = refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], seed) if args.get("refit_rnn") else None
+    refit = (refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], seed) if args.get("refit_rnn")
+             else None)
     if args.get("linear"):  # the RNN (last member) mixed with the TF-IDF + SVM member, weight chosen on val
         out.update(linear_member(model, data, texts, y, tr, va, te, len(label_map), seed, refit))
     return {**out, "wall": round(time.time() - started, 1)}
@@ -89,8 +90,8 @@ def refit_rnn(model, config, data, rows, va, epochs: int, seed: int):
     seed_everything(seed)
     fresh = RNNClassifier(model.config)
     refit_config = replace(config, epochs=max(epochs, 1), patience=10**6, min_steps=0)
-    Trainer(fresh, refit_config, BatchLoader(data(rows), config.batch_size, shuffle=True, seed=seed, targets=label_targets),
-            BatchLoader(data(va), 256, targets=label_targets)).fit()
+    train = BatchLoader(data(rows), config.batch_size, shuffle=True, seed=seed, targets=label_targets)
+    Trainer(fresh, refit_config, train, BatchLoader(data(va), 256, targets=label_targets)).fit()
     return fresh.eval()
 
 
