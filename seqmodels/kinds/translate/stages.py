@@ -15,7 +15,7 @@ import torch
 from seqmodels.kinds.translate.batches import PairLoader, pair_batch
 from seqmodels.kinds.translate.decode import beam_search, forced_attention, greedy_decode
 from seqmodels.kinds.translate.model import UNK_ID, Seq2Seq, Seq2SeqConfig
-from seqmodels.kinds.translate.text import decode, encode, fit_vocabulary, tokenize
+from seqmodels.kinds.translate.text import SPECIALS, decode, encode, fit_vocabulary, tokenize
 from seqmodels.predict import load_model, save_history, save_model
 from seqmodels.subwords import Segmenter, learn_bpe
 from seqmodels.training import Callback, Trainer, TrainerConfig, seed_everything
@@ -92,7 +92,7 @@ class TextCodec:
     @cached_property
     def _segmenters(self) -> dict[str, Segmenter | None]:
         """Per side, the subword splitter of a ``bpe`` level (its units are the vocabulary's tokens), else None."""
-        return {side: Segmenter(vocab.tokens[4:]) if level == "bpe" else None
+        return {side: Segmenter(vocab.tokens[len(SPECIALS):]) if level == "bpe" else None
                 for side, vocab, level in (("source", self.source, self.config.source_level),
                                            ("target", self.target, self.config.target_level))}
 

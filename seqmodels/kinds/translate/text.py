@@ -18,6 +18,7 @@ from seqmodels.vocab import PAD, UNK, VocabConfig, Vocabulary
 
 START, END = "<s>", "</s>"
 START_ID, END_ID = 2, 3
+SPECIALS = (PAD, UNK, START, END)  # the first tokens of every vocabulary, in id order
 SPACE = "▁"
 Level = Literal["word", "bpe", "char"]
 _WORD = re.compile(r"(\s*)(\w+|[^\w\s])")
@@ -43,7 +44,7 @@ def fit_vocabulary(token_lists: Iterable[Sequence[str]], level: Level, max_size:
     ``bpe`` vocabulary is one of word pieces, saved as word level (they detokenise alike)."""
     level = "char" if level == "char" else "word"
     fitted = Vocabulary.fit(token_lists, VocabConfig(level=level, max_size=max_size, min_freq=min_freq))
-    return Vocabulary([PAD, UNK, START, END, *[t for t in fitted.tokens[2:] if t not in (START, END)]], level=level)
+    return Vocabulary([*SPECIALS, *[t for t in fitted.tokens[2:] if t not in (START, END)]], level=level)
 
 
 def encode(vocab: Vocabulary, tokens: Sequence[str]) -> list[int]:
