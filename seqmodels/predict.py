@@ -40,10 +40,10 @@ def load_model(directory: str | Path, config_cls, model_cls, device: str = "auto
     return model.to(target), target
 
 
-def save_history(directory: str | Path, result, monitor: str) -> None:
-    """``history.json``: the training result (per-epoch records, best epoch, stop reason) and the metric
-    that picked the best epoch."""
-    history = {**result.__dict__, "monitor": monitor}
+def save_history(directory: str | Path, result, monitor: str, **extra) -> None:
+    """``history.json``: the training result (per-epoch records, best epoch, stop reason), the metric
+    that picked the best epoch, and any ``extra`` records."""
+    history = {**result.__dict__, "monitor": monitor, **extra}
     (Path(directory) / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
 
 

@@ -165,3 +165,38 @@ def test_no_linear_member_leaves_the_rnn_alone(trained_classifier):
     result = train_tiny(trained_classifier["home"], "topics-rnn-only", linear_member=False, epochs=1)
     assert result["metrics"]["linear_weight"] == 0.0 and result["metrics"]["rnn_accuracy"] == result["metrics"]["accuracy"]
     assert not (Path(result["run_dir"]) / "model" / LINEAR_JSON).exists()
+
+
+def test_the_kept_model_is_refitted_on_train_and_validation_for_the_chosen_epochs(trained_classifier):
+    import pyarrow.parquet as pq
+
+    from seqmodels.predict import read_history
+
+    history = read_history(Path(trained_classifier["run_dir"]) / "model")
+    rows = {part: pq.read_metadata(trained_classifier["files"][part]).num_rows for part in ("train", "val")}
+    refit = history["refit"]
+    assert refit["rows"] == rows["train"] + rows["val"]  # the validation rows are learnt from
+    assert refit["epochs"] == len(refit["history"]) == history["best_epoch"] >= 1  # as many as chosen, no early stop
+    assert len(history["history"]) >= history["best_epoch"]  # the selection run's record is kept beside it
+    assert trained_classifier["metrics"]["refit_epochs"] == refit["epochs"]
+
+
+def test_no_refit_keeps_the_model_chosen_on_validation(trained_classifier):
+    from seqmodels.predict import read_history
+
+    result = train_tiny(trained_classifier["home"], "topics-no-refit", refit=False, epochs=2)
+    assert result["metrics"]["refit_epochs"] == 0
+    assert "refit" not in read_history(Path(result["run_dir"]) / "model")
+
+
+def test_refit_config_takes_the_chosen_epochs_and_the_rest_of_the_time_budget():
+    from seqmodels.kinds.classify.stages import refit_config
+    from seqmodels.training import TrainerConfig, TrainResult
+
+    selection = TrainResult(history=[{"epoch_time_s": 10.0}] * 5, best_epoch=3, train_time_s=50.0)
+    config = refit_config(selection, TrainerConfig(patience=2, min_steps=300), rows_ratio=1.2)
+    assert config.epochs == 3 and config.min_steps == 0 and config.patience > 3 and config.time_budget_s is None
+    budget = TrainerConfig(time_budget_s=100.0)
+    assert refit_config(selection, budget, rows_ratio=1.2).time_budget_s == 50.0  # 3 x 10 s x 1.2 fits in 50 s
+    assert refit_config(selection, budget, rows_ratio=2.0) is None  # 60 s does not: skipped, not cut short
+    assert refit_config(TrainResult(), TrainerConfig(), rows_ratio=1.2) is None  # no epoch was chosen

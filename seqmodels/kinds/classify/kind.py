@@ -61,7 +61,10 @@ ClassifyOptions = options_class(
                                      "test accuracy (baseline_accuracy) beside the model's", group="training options")),
      ("linear_member", bool, option(True, "ensemble the RNN with that TF-IDF linear SVM, fitted on the training "
                                           "split; its weight is chosen on the validation split (0 leaves it out)",
-                                    group="training options"))],
+                                    group="training options")),
+     ("refit", bool, option(True, "once the epoch count is chosen on the validation split, train a fresh model on "
+                                  "train + validation for that many epochs and keep it (about twice the training "
+                                  "time; the linear member's weight is chosen before)", group="training options"))],
     options_from(CLASSIFIER_VOCAB, {"vocab_level": "level", "max_vocab": "max_size", "min_freq": "min_freq"}, _MODEL),
     options_from(CLASSIFIER_CLEAN, {"lowercase": "lower", "remove_stopwords": "remove_stopwords",
                                  "drop_parentheses": "drop_parentheses", "max_tokens": "max_tokens"}, _CLEAN,
@@ -99,7 +102,8 @@ class ClassifyKind(TaskKind):
     def run_params(self, options) -> dict:
         return {"text_col": options.text_col, "label_col": options.label_col, "vocab_level": options.vocab_level,
                 "max_vocab": options.max_vocab, "min_freq": options.min_freq, "class_weights": options.class_weights,
-                "baseline": options.baseline, "linear_member": options.linear_member, "embeddings": options.embeddings,
+                "baseline": options.baseline, "linear_member": options.linear_member, "refit": options.refit,
+                "embeddings": options.embeddings,
                 "freeze_embeddings": options.freeze_embeddings,
                 "subword_buckets": options.subword_buckets, "char_features": options.char_features,
                 **{f"clean.{k}": v for k, v in asdict(clean_config(options)).items()}}
@@ -133,13 +137,18 @@ class ClassifyKind(TaskKind):
 
         run_dir = Path(run_dir)
         embeddings = PretrainedEmbeddings(options.embeddings, options.freeze_embeddings) if options.embeddings else None
-        model_dir, _ = train_classifier(splits["train"], splits["val"], featurizer_dir, run_dir / "model",
-                                        run_dir / "checkpoints", model_config, trainer_config,
-                                        options.class_weights, resume, callbacks, embeddings)
-        if options.linear_member:
+        model_dir, selection = train_classifier(splits["train"], splits["val"], featurizer_dir, run_dir / "model",
+                                                run_dir / "checkpoints", model_config, trainer_config,
+                                                options.class_weights, resume, callbacks, embeddings)
+        if options.linear_member:  # its weight is chosen with the model that has not seen the validation rows
             from seqmodels.kinds.classify.stages import add_linear_member
 
             add_linear_member(model_dir, splits["train"], splits["val"], trainer_config.seed)
+        if options.refit:
+            from seqmodels.kinds.classify.stages import refit_classifier
+
+            refit_classifier(splits["train"], splits["val"], featurizer_dir, model_dir, model_config, trainer_config,
+                             selection, options.class_weights, embeddings)
         return model_dir
 
     def evaluate(self, model_dir, test_path, device="auto") -> EvaluationReport:

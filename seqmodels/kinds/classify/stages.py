@@ -22,6 +22,7 @@ from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.fitting import fit_and_save
 from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 from seqmodels.kinds.classify.predictor import ClassifierPredictor
+from seqmodels.predict import read_history, save_history
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
 
@@ -42,9 +43,12 @@ def fit_featurizer(train_path: str | Path, out_dir: str | Path, config: Featuriz
     return Path(out_dir)
 
 
-def _encoded(path, featurizer: Featurizer, labels: LabelMap):
-    cleaned, tokens, names = _columns(path)
-    return featurizer.encode(cleaned, tokens, labels.encode(names))
+def _encoded(paths: list, featurizer: Featurizer, labels: LabelMap):
+    """The rows of these preprocessed files, in order, encoded for the model."""
+    parts = [_columns(path) for path in paths]
+    cleaned = pa.concat_arrays([part[0] for part in parts])
+    tokens = pa.concat_arrays([part[1] for part in parts])
+    return featurizer.encode(cleaned, tokens, labels.encode([name for part in parts for name in part[2]]))
 
 
 def label_targets(data: SequenceData, index: np.ndarray) -> dict[str, torch.Tensor]:
@@ -68,17 +72,70 @@ def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint
     seed_everything(trainer_config.seed)
     featurizer = Featurizer.load(featurizer_dir)
     labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
-    train_data, val_data = _encoded(train_path, featurizer, labels), _encoded(val_path, featurizer, labels)
+    train_data, val_data = _encoded([train_path], featurizer, labels), _encoded([val_path], featurizer, labels)
+    model = _new_classifier(featurizer, labels, train_data.targets, model_config, trainer_config.seed,
+                            use_class_weights, embeddings)
+    return fit_and_save("classify", model, featurizer, labels, train_data, val_data, model_dir, checkpoint_dir,
+                        trainer_config, resume, callbacks, targets=label_targets)
+
+
+def _new_classifier(featurizer: Featurizer, labels: LabelMap, targets: np.ndarray, model_config: ClassifierConfig,
+                    seed: int, use_class_weights: bool, embeddings: PretrainedEmbeddings | None) -> RNNClassifier:
+    """A freshly initialised classifier sized to the featurizer and labels (class weights from ``targets``),
+    its word vectors read from ``embeddings`` when given."""
     vectors = read_vectors(embeddings.path) if embeddings else None
     encoder = replace(model_config.encoder, **featurizer.encoder_fields(),
                       **({"embedding_dim": vectors.dim} if vectors else {}))
     config = replace(model_config, encoder=encoder, num_classes=len(labels))
-    weights = class_weights(train_data.targets, len(labels)) if use_class_weights else None
+    weights = class_weights(targets, len(labels)) if use_class_weights else None
     model = RNNClassifier(config, class_weights=weights)
     if vectors is not None:
-        load_pretrained(model.encoder.embedding, featurizer.vocab.tokens, vectors, embeddings, trainer_config.seed)
-    return fit_and_save("classify", model, featurizer, labels, train_data, val_data, model_dir, checkpoint_dir,
-                        trainer_config, resume, callbacks, targets=label_targets)
+        load_pretrained(model.encoder.embedding, featurizer.vocab.tokens, vectors, embeddings, seed)
+    return model
+
+
+def refit_config(selection: TrainResult, config: TrainerConfig, rows_ratio: float) -> TrainerConfig | None:
+    """The trainer config of the refit on train + validation: the ``selection`` run's best epoch count, no early
+    stopping, the time budget's rest; None when no epoch was chosen or that rest cannot hold those epochs at
+    the selection's time per epoch times ``rows_ratio`` (rows of train + validation / rows of train)."""
+    if selection.best_epoch < 1:
+        return None
+    refit = replace(config, epochs=selection.best_epoch, patience=selection.best_epoch + 1, min_steps=0)
+    if not config.time_budget_s:
+        return refit
+    left = config.time_budget_s - selection.train_time_s
+    epoch_s = float(np.mean([record["epoch_time_s"] for record in selection.history]))
+    return replace(refit, time_budget_s=left) if epoch_s * rows_ratio * selection.best_epoch <= left else None
+
+
+def refit_classifier(train_path, val_path, featurizer_dir, model_dir, model_config: ClassifierConfig,
+                     trainer_config: TrainerConfig, selection: TrainResult, use_class_weights: bool = False,
+                     embeddings: PretrainedEmbeddings | None = None) -> int:
+    """Train a fresh classifier on train + validation for the epochs the ``selection`` run chose on
+    validation, and save it over that model's weights (the linear member and the featurizer stay). Its record
+    is ``history.json``'s ``refit``. Returns the epochs trained (0: skipped; see :func:`refit_config`).
+
+    The validation split holds 15 % of the labelled rows; learning from them too helps most where rows are few
+    (test accuracy with the linear member, split seeds 0-2, ``bench/exp_suite.py`` ``refit_rnn``: TREC 90.3 ->
+    90.9, SUBJ 94.3 -> 94.3, AG 10k 83.3 -> 83.4)."""
+    featurizer = Featurizer.load(featurizer_dir)
+    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
+    data, val_data = _encoded([train_path, val_path], featurizer, labels), _encoded([val_path], featurizer, labels)
+    config = refit_config(selection, trainer_config, len(data.targets) / max(len(data.targets) - len(val_data.targets), 1))
+    if config is None:
+        log.info("refit on train + validation skipped: %s", "no epoch was chosen" if selection.best_epoch < 1 else
+                 "the time budget left cannot hold it")
+        return 0
+    log.info("refit: a fresh model on train + validation (%d rows) for the %d epochs chosen on validation; its "
+             "validation figures below are on rows it learns from", len(data.targets), config.epochs)
+    seed_everything(config.seed)
+    model = _new_classifier(featurizer, labels, data.targets, model_config, config.seed, use_class_weights, embeddings)
+    _, result = fit_and_save("classify", model, featurizer, labels, data, val_data, model_dir, None, config,
+                             targets=label_targets)
+    refit = {"epochs": len(result.history), "rows": len(data.targets), "train_time_s": result.train_time_s,
+             "history": result.history}
+    save_history(model_dir, selection, trainer_config.monitor, refit=refit)  # the selection run's, and the refit
+    return len(result.history)
 
 
 @dataclass(frozen=True)
@@ -149,6 +206,7 @@ def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
         metrics["rnn_accuracy"] = float((rnn_pred == y_true).mean())
     else:
         metrics["rnn_accuracy"] = metrics["accuracy"]
+    metrics["refit_epochs"] = read_history(model_dir).get("refit", {}).get("epochs", 0)
     return {"metrics": metrics, "tables": {"per_class": per_class}, "confusion": confusion,
             "labels": predictor.labels.labels}
 
