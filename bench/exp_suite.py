@@ -6,7 +6,9 @@
 Each set: train (val = a stratified 15 % of train, as the CLI cuts it), select on val, test accuracy. AG News
 10k: the CLI's seeded 70/15/15 split. Prints a JSON line per set and seed, then the mean. ``"linear": true``
 adds the linear member (alone, mixed, refitted on train + val); ``"refit_rnn": true`` also trains a fresh RNN on
-train + val for the first one's best epoch count and mixes it with the refitted member (``mix_both_refit_acc``).
+train + val for the first one's best epoch count and mixes it with the refitted member (``mix_both_refit_acc``);
+with ``"ensemble": N`` every member is refitted, and the mixtures use the members' mean log-probabilities
+(``mix_pair_refit_acc``: the refitted and the selected members together).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def run(name: str, seed: int, args: dict) -> dict:
     take = lambda array, ix: array.take(pa.array(ix))  # noqa: E731
     featurizer = Featurizer.fit(take(cleaned, tr), take(tokens, tr), fc)
     data = lambda ix: featurizer.encode(take(cleaned, ix), take(tokens, ix), y[ix])  # noqa: E731
-    probabilities, epochs = [], []
+    probabilities, epochs, models, refits = [], [], [], []
     for member in range(args.get("ensemble", 1)):  # members differ in initialisation and batch order only
         member_seed = seed + 1000 * member
         seed_everything(member_seed)
@@ -72,16 +74,16 @@ def run(name: str, seed: int, args: dict) -> dict:
         trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=member_seed,
                                                      targets=label_targets), BatchLoader(data(va), 256, targets=label_targets))
         epochs.append(trainer.fit().best_epoch)
-        model.eval()
+        models.append(model.eval())
+        if args.get("refit_rnn"):
+            refits.append(refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], member_seed))
         probabilities.append(torch.cat([model.predict_proba(batch).cpu()
                                         for batch in BatchLoader(data(te), 256, targets=label_targets)]))
     targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
     accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
     out = {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs}
-    refit = (refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], seed) if args.get("refit_rnn")
-             else None)
-    if args.get("linear"):  # the RNN (last member) mixed with the TF-IDF + SVM member, weight chosen on val
-        out.update(linear_member(model, data, texts, y, tr, va, te, len(label_map), seed, refit))
+    if args.get("linear"):  # the RNNs (mean log-probabilities) mixed with the TF-IDF + SVM member, weight on val
+        out.update(linear_member(models, data, texts, y, tr, va, te, len(label_map), seed, refits))
     return {**out, "wall": round(time.time() - started, 1)}
 
 
@@ -95,16 +97,17 @@ def refit_rnn(model, config, data, rows, va, epochs: int, seed: int):
     return fresh.eval()
 
 
-def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int, refit_model=None) -> dict:
+def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: int, refit_models=()) -> dict:
     """Test accuracy of the linear member alone and mixed with the RNN at the weight chosen on validation."""
     from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 
     member = LinearMember.fit([texts[i] for i in tr], y[tr], num_classes, seed)
 
-    def log_probs(ix, rnn=model):  # BatchLoader without shuffling yields rows in order of `index`
+    def log_probs(ix, rnns=models):  # the members' mean; BatchLoader without shuffling yields rows by `index`
         out = np.zeros((len(ix), num_classes))
-        for batch in BatchLoader(data(ix), 256, targets=label_targets):
-            out[batch["index"].numpy()] = torch.log(rnn.predict_proba(batch)).numpy()
+        for rnn in rnns:
+            for batch in BatchLoader(data(ix), 256, targets=label_targets):
+                out[batch["index"].numpy()] += torch.log(rnn.predict_proba(batch)).numpy() / len(rnns)
         return out
 
     weight, by_weight = choose_weight(log_probs(va), member.scores([texts[i] for i in va]), y[va])
@@ -116,10 +119,12 @@ def linear_member(model, data, texts, y, tr, va, te, num_classes: int, seed: int
     refit = LinearMember.fit([texts[i] for i in both], y[both], num_classes, seed).scores([texts[i] for i in te])
     out["linear_refit_acc"] = round(100 * float((refit.argmax(-1) == y[te]).mean()), 2)
     out["mix_refit_acc"] = round(100 * float(((log_probs(te) + weight * refit).argmax(-1) == y[te]).mean()), 2)
-    if refit_model is not None:  # the RNN refitted on train + val too, at the same weight
-        rnn = log_probs(te, refit_model)
+    if refit_models:  # the RNNs refitted on train + val too, at the same weight
+        rnn = log_probs(te, refit_models)
         out["rnn_refit_acc"] = round(100 * float((rnn.argmax(-1) == y[te]).mean()), 2)
         out["mix_both_refit_acc"] = round(100 * float(((rnn + weight * refit).argmax(-1) == y[te]).mean()), 2)
+        pair = (rnn + log_probs(te)) / 2  # the refitted RNN and the one chosen on validation, averaged
+        out["mix_pair_refit_acc"] = round(100 * float(((pair + weight * refit).argmax(-1) == y[te]).mean()), 2)
     return out
 
 
