@@ -29,7 +29,7 @@ from seqmodels.batching import BatchLoader
 from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
 from seqmodels.kinds.classify.kind import CLASSIFIER_CLEAN, CLASSIFIER_ENCODER, CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
-from seqmodels.kinds.classify.stages import label_targets
+from seqmodels.kinds.classify.stages import label_targets, refit_config
 from seqmodels.readers import ReadSpec, read_labeled
 from seqmodels.split import SplitConfig, stratified_split
 from seqmodels.training import Trainer, seed_everything
@@ -73,10 +73,11 @@ def run(name: str, seed: int, args: dict) -> dict:
         config = replace(CLASSIFIER_TRAINING, seed=member_seed, progress=False, **args.get("train", {}))
         trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=member_seed,
                                                      targets=label_targets), BatchLoader(data(va), 256, targets=label_targets))
-        epochs.append(trainer.fit().best_epoch)
+        selection = trainer.fit()
+        epochs.append(selection.best_epoch)
         models.append(model.eval())
         if args.get("refit_rnn"):
-            refits.append(refit_rnn(model, config, data, np.concatenate([tr, va]), va, epochs[-1], member_seed))
+            refits.append(refit_rnn(model, config, data, np.concatenate([tr, va]), va, selection, member_seed))
         probabilities.append(torch.cat([model.predict_proba(batch).cpu()
                                         for batch in BatchLoader(data(te), 256, targets=label_targets)]))
     targets = torch.cat([batch["targets"] for batch in BatchLoader(data(te), 256, targets=label_targets)])
@@ -87,13 +88,14 @@ def run(name: str, seed: int, args: dict) -> dict:
     return {**out, "wall": round(time.time() - started, 1)}
 
 
-def refit_rnn(model, config, data, rows, va, epochs: int, seed: int):
-    """A fresh RNN of the same config trained on ``rows`` (train + val) for the epochs the first one chose."""
+def refit_rnn(model, config, data, rows, va, selection, seed: int):
+    """A fresh RNN of the same config trained on ``rows`` (train + val) for the epochs the first one chose, with
+    the trainer config ``train classify --refit`` uses (:func:`refit_config`)."""
     seed_everything(seed)
     fresh = RNNClassifier(model.config)
-    refit_config = replace(config, epochs=max(epochs, 1), patience=10**6, min_steps=0)
+    refit = refit_config(selection, config, rows_ratio=len(rows) / (len(rows) - len(va)))
     train = BatchLoader(data(rows), config.batch_size, shuffle=True, seed=seed, targets=label_targets)
-    Trainer(fresh, refit_config, train, BatchLoader(data(va), 256, targets=label_targets)).fit()
+    Trainer(fresh, refit, train, BatchLoader(data(va), 256, targets=label_targets)).fit()
     return fresh.eval()
 
 
