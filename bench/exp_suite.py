@@ -8,7 +8,8 @@ Each set: train (val = a stratified 15 % of train, as the CLI cuts it), select o
 adds the linear member (alone, mixed, refitted on train + val); ``"refit_rnn": true`` also trains a fresh RNN on
 train + val for the first one's best epoch count and mixes it with the refitted member (``mix_both_refit_acc``);
 with ``"ensemble": N`` every member is refitted, and the mixtures use the members' mean log-probabilities
-(``mix_pair_refit_acc``: the refitted and the selected members together).
+(``mix_pair_refit_acc``: the refitted and the selected members together; ``by_members``: both for the first k
+members).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: in
         out["mix_both_refit_acc"] = round(100 * float(((rnn + weight * refit).argmax(-1) == y[te]).mean()), 2)
         pair = (rnn + log_probs(te)) / 2  # the refitted RNN and the one chosen on validation, averaged
         out["mix_pair_refit_acc"] = round(100 * float(((pair + weight * refit).argmax(-1) == y[te]).mean()), 2)
+        out["by_members"] = {}  # the first k members: [refitted only, refitted and selected]
+        for k in range(1, len(refit_models) + 1):  # the weight chosen with the first k selected members
+            weight_k = choose_weight(log_probs(va, models[:k]), member.scores([texts[i] for i in va]), y[va])[0]
+            refits, pairs = log_probs(te, refit_models[:k]), log_probs(te, refit_models[:k] + models[:k])
+            out["by_members"][k] = [round(100 * float(((mix + weight_k * refit).argmax(-1) == y[te]).mean()), 2)
+                                    for mix in (refits, pairs)]
     return out
 
 

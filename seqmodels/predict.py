@@ -2,8 +2,8 @@
 
 A model directory is everything needed to predict, and nothing pickled: ``model.pt`` (state_dict),
 ``model.json`` (task kind + model config), ``featurizer.json`` + ``vocab.json`` (preprocessing and
-vocabulary), ``labels.json`` (label map). The MLflow pyfunc and the nightly batch flow both predict
-through :func:`seqmodels.kinds.load_predictor`, which picks the kind from ``model.json``.
+vocabulary), ``labels.json`` (label map); an ensemble adds its other members' weights (``member-1.pt``, ...).
+The MLflow pyfunc and the nightly batch flow both predict through :func:`seqmodels.kinds.load_predictor`, which picks the kind from ``model.json``.
 """
 
 from __future__ import annotations
@@ -40,11 +40,36 @@ def load_model(directory: str | Path, config_cls, model_cls, device: str = "auto
     return model.to(target), target
 
 
+def member_weights(directory: str | Path, member: int) -> Path:
+    """The weights file of an ensemble's ``member``: ``model.pt`` for the first (0), ``member-N.pt`` for the
+    others, every one of the config in ``model.json``."""
+    return Path(directory) / ("model.pt" if member == 0 else f"member-{member}.pt")
+
+
+def load_members(directory: str | Path, model: torch.nn.Module, model_cls) -> list[torch.nn.Module]:
+    """``model`` (the directory's first member, loaded by :func:`load_model`) and the directory's other members
+    (``member-1.pt``, ``member-2.pt``, ... up to the first one missing), each on ``model``'s device."""
+    device, members = next(model.parameters()).device, [model]
+    while member_weights(directory, len(members)).exists():
+        member = model_cls(model.config)
+        member.load_state_dict(torch.load(member_weights(directory, len(members)), map_location="cpu",
+                                          weights_only=True))
+        members.append(member.to(device).eval())
+    return members
+
+
 def save_history(directory: str | Path, result, monitor: str, **extra) -> None:
     """``history.json``: the training result (per-epoch records, best epoch, stop reason), the metric
     that picked the best epoch, and any ``extra`` records."""
     history = {**result.__dict__, "monitor": monitor, **extra}
     (Path(directory) / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+
+
+def add_to_history(directory: str | Path, **records) -> None:
+    """Add (or replace) top-level ``records`` in a model directory's ``history.json``."""
+    path = Path(directory) / "history.json"
+    history = {**json.loads(path.read_text(encoding="utf-8")), **records}
+    path.write_text(json.dumps(history, indent=2), encoding="utf-8")
 
 
 def read_history(directory: str | Path) -> dict:

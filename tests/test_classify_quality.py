@@ -200,3 +200,37 @@ def test_refit_config_takes_the_chosen_epochs_and_the_rest_of_the_time_budget():
     assert refit_config(selection, budget, rows_ratio=1.2).time_budget_s == 50.0  # 3 x 10 s x 1.2 fits in 50 s
     assert refit_config(selection, budget, rows_ratio=2.0) is None  # 60 s does not: skipped, not cut short
     assert refit_config(TrainResult(), TrainerConfig(), rows_ratio=1.2) is None  # no epoch was chosen
+
+
+def test_an_ensemble_keeps_every_member_refitted_and_predicts_their_mean(trained_classifier):
+    from seqmodels.kinds.classify.predictor import ClassifierPredictor
+    from seqmodels.predict import member_weights, read_history
+
+    result = train_tiny(trained_classifier["home"], "topics-two-members", rnn_members=2, epochs=2)
+    model_dir = Path(result["run_dir"]) / "model"
+    history = read_history(model_dir)
+    assert result["metrics"]["rnn_members"] == 2 and member_weights(model_dir, 1).exists()
+    assert not member_weights(model_dir, 2).exists()
+    assert [member["seed"] for member in history["members"]] == [42 + 1000]  # its own seed, its own record
+    assert history["member_refits"][0]["epochs"] == history["members"][0]["best_epoch"] >= 1
+    first, second = (torch.load(member_weights(model_dir, m), weights_only=True) for m in (0, 1))
+    assert any(not torch.equal(first[name], second[name]) for name in first)  # different members
+    predictor = ClassifierPredictor.load(model_dir, "cpu")
+    alone = [ClassifierPredictor(member, predictor.featurizer, predictor.labels, predictor.device)
+             for member in predictor.members]
+    texts = ["Coach praises striker after the match", "Stocks rally as bank profit rises"]
+    expected = np.mean([member.rnn_log_probs(texts) for member in alone], axis=0)
+    np.testing.assert_allclose(predictor.rnn_log_probs(texts), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_members_are_counted_from_one_and_fit_the_time_budget():
+    from seqmodels.kinds.classify.kind import member_count
+    from seqmodels.kinds.classify.stages import member_config
+    from seqmodels.training import TrainerConfig
+
+    with pytest.raises(ValueError, match="--rnn-members must be at least 1"):
+        member_count("0")
+    assert member_config(TrainerConfig(seed=7), 2).seed == 2007
+    budget = TrainerConfig(time_budget_s=100.0)
+    assert member_config(budget, 1, spent_s=40.0, estimate_s=50.0).time_budget_s == 60.0  # the rest of it
+    assert member_config(budget, 1, spent_s=60.0, estimate_s=50.0) is None  # cannot hold a member: skipped

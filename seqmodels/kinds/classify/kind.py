@@ -37,6 +37,15 @@ CLASSIFIER_CLEAN = CleanConfig(remove_stopwords=False)
 CLASSIFIER_ENCODER = EncoderConfig(word_dropout=0.1)
 
 _MODEL = "model options"
+
+
+def member_count(text: str | int) -> int:
+    """An ensemble size of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"--rnn-members must be at least 1 (got {value})")
+    return value
+
 _CLEAN = "preprocessing options"
 
 ClassifyOptions = options_class(
@@ -61,6 +70,10 @@ ClassifyOptions = options_class(
                                      "test accuracy (baseline_accuracy) beside the model's", group="training options")),
      ("linear_member", bool, option(True, "ensemble the RNN with that TF-IDF linear SVM, fitted on the training "
                                           "split; its weight is chosen on the validation split (0 leaves it out)",
+                                    group="training options")),
+     ("rnn_members", int, option(1, "train N RNNs that differ only in their seed and average their "
+                                    "log-probabilities (each selected and refitted on its own: N times the training "
+                                    "and prediction time)", parse=member_count, metavar="N",
                                     group="training options")),
      ("refit", bool, option(True, "once the epoch count is chosen on the validation split, train a fresh model on "
                                   "train + validation for that many epochs and keep it (about twice the training "
@@ -103,6 +116,7 @@ class ClassifyKind(TaskKind):
         return {"text_col": options.text_col, "label_col": options.label_col, "vocab_level": options.vocab_level,
                 "max_vocab": options.max_vocab, "min_freq": options.min_freq, "class_weights": options.class_weights,
                 "baseline": options.baseline, "linear_member": options.linear_member, "refit": options.refit,
+                "rnn_members": options.rnn_members,
                 "embeddings": options.embeddings,
                 "freeze_embeddings": options.freeze_embeddings,
                 "subword_buckets": options.subword_buckets, "char_features": options.char_features,
@@ -133,22 +147,18 @@ class ClassifyKind(TaskKind):
 
     def train(self, splits, featurizer_dir, run_dir, model_config, trainer_config, options, resume=False,
               callbacks=()) -> Path:
-        from seqmodels.kinds.classify.stages import PretrainedEmbeddings, train_classifier
+        from seqmodels.kinds.classify.stages import (PretrainedEmbeddings, add_linear_member, refit_members,
+                                                     train_members)
 
-        run_dir = Path(run_dir)
         embeddings = PretrainedEmbeddings(options.embeddings, options.freeze_embeddings) if options.embeddings else None
-        model_dir, selection = train_classifier(splits["train"], splits["val"], featurizer_dir, run_dir / "model",
-                                                run_dir / "checkpoints", model_config, trainer_config,
-                                                options.class_weights, resume, callbacks, embeddings)
-        if options.linear_member:  # its weight is chosen with the model that has not seen the validation rows
-            from seqmodels.kinds.classify.stages import add_linear_member
-
+        model_dir, selections = train_members(splits["train"], splits["val"], featurizer_dir, run_dir, model_config,
+                                              trainer_config, member_count(options.rnn_members),
+                                              options.class_weights, resume, callbacks, embeddings)
+        if options.linear_member:  # its weight is chosen with the models that have not seen the validation rows
             add_linear_member(model_dir, splits["train"], splits["val"], trainer_config.seed)
         if options.refit:
-            from seqmodels.kinds.classify.stages import refit_classifier
-
-            refit_classifier(splits["train"], splits["val"], featurizer_dir, model_dir, model_config, trainer_config,
-                             selection, options.class_weights, embeddings)
+            refit_members(splits["train"], splits["val"], featurizer_dir, model_dir, model_config, trainer_config,
+                          selections, options.class_weights, embeddings)
         return model_dir
 
     def evaluate(self, model_dir, test_path, device="auto") -> EvaluationReport:

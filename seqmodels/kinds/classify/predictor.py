@@ -14,38 +14,43 @@ from seqmodels.batching import BatchLoader, SequenceData, batch_to_device
 from seqmodels.featurize import Featurizer, TokenizedTexts, as_string_array
 from seqmodels.kinds.classify.baseline import LinearMember
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
-from seqmodels.predict import load_model_parts
+from seqmodels.predict import load_members, load_model_parts
 from seqmodels.vocab import LabelMap
 
 OUTPUT_COLUMNS = ("label", "score", "reason")
 
 
 class ClassifierPredictor:
-    """Raw texts -> (label, score) with a trained :class:`RNNClassifier`, mixed with its linear member when the
-    model directory has one (``log p_rnn + weight * svm scores``; ``score`` is the mixture's probability)."""
+    """Raw texts -> (label, score) with a trained :class:`RNNClassifier` (or several: their mean
+    log-probabilities), mixed with its linear member when the model directory has one (``log p_rnn + weight *
+    svm scores``; ``score`` is the mixture's probability)."""
 
     task = "classify"
 
     def __init__(self, model: RNNClassifier, featurizer: Featurizer, labels: LabelMap, device: torch.device,
-                 linear: LinearMember | None = None):
+                 linear: LinearMember | None = None, others: Sequence[RNNClassifier] = ()):
         self.model, self.featurizer, self.labels, self.device = model.eval(), featurizer, labels, device
         self.linear = linear
+        self.members = [self.model, *(member.eval() for member in others)]
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "ClassifierPredictor":
-        return cls(*load_model_parts(directory, ClassifierConfig, RNNClassifier, device), LinearMember.load(directory))
+        model, featurizer, labels, target = load_model_parts(directory, ClassifierConfig, RNNClassifier, device)
+        others = load_members(directory, model, RNNClassifier)[1:]
+        return cls(model, featurizer, labels, target, LinearMember.load(directory), others)
 
     @torch.inference_mode()
     def log_probs(self, data: SequenceData, batch_size: int = 512) -> np.ndarray:
-        """The RNN's class log-probabilities ``(rows, num_classes)`` in input order; batches sorted by length."""
+        """The RNN members' mean class log-probabilities ``(rows, num_classes)`` in input order; batches sorted
+        by length."""
         out = np.empty((len(data), len(self.labels)), dtype=np.float32)
         loader = BatchLoader(data, batch_size=batch_size, shuffle=False, pin_memory=self.device.type == "cuda")
         for batch in loader:
             index = batch["index"].numpy()
             batch = batch_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-                logits = self.model(batch).float()  # (batch, num_classes)
-            out[index] = torch.log_softmax(logits, dim=-1).cpu().numpy()
+                logits = torch.stack([member(batch).float() for member in self.members])  # (members, batch, classes)
+            out[index] = torch.log_softmax(logits, dim=-1).mean(0).cpu().numpy()
         return out
 
     def predict_ids(self, data: SequenceData, batch_size: int = 512,

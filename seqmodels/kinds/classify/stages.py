@@ -6,6 +6,8 @@ Each function reads and writes files so orchestration can run them as separate s
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
 from seqmodels.fitting import fit_and_save
 from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 from seqmodels.kinds.classify.predictor import ClassifierPredictor
-from seqmodels.predict import read_history, save_history
+from seqmodels.predict import add_to_history, member_weights, read_history
 from seqmodels.training import Callback, TrainerConfig, TrainResult, seed_everything
 from seqmodels.vocab import LabelMap
 
@@ -94,26 +96,71 @@ def _new_classifier(featurizer: Featurizer, labels: LabelMap, targets: np.ndarra
     return model
 
 
-def refit_config(selection: TrainResult, config: TrainerConfig, rows_ratio: float) -> TrainerConfig | None:
+def refit_config(selection: TrainResult, config: TrainerConfig, rows_ratio: float,
+                 spent_s: float | None = None) -> TrainerConfig | None:
     """The trainer config of the refit on train + validation: the ``selection`` run's best epoch count, no early
-    stopping, the time budget's rest; None when no epoch was chosen or that rest cannot hold those epochs at
-    the selection's time per epoch times ``rows_ratio`` (rows of train + validation / rows of train)."""
+    stopping, the time budget's rest after ``spent_s`` (default: the selection's training time); None when no
+    epoch was chosen or that rest cannot hold those epochs at the selection's time per epoch times
+    ``rows_ratio`` (rows of train + validation / rows of train)."""
     if selection.best_epoch < 1:
         return None
     refit = replace(config, epochs=selection.best_epoch, patience=selection.best_epoch + 1, min_steps=0)
     if not config.time_budget_s:
         return refit
-    left = config.time_budget_s - selection.train_time_s
+    left = config.time_budget_s - (selection.train_time_s if spent_s is None else spent_s)
     epoch_s = float(np.mean([record["epoch_time_s"] for record in selection.history]))
     return replace(refit, time_budget_s=left) if epoch_s * rows_ratio * selection.best_epoch <= left else None
 
 
-def refit_classifier(train_path, val_path, featurizer_dir, model_dir, model_config: ClassifierConfig,
-                     trainer_config: TrainerConfig, selection: TrainResult, use_class_weights: bool = False,
-                     embeddings: PretrainedEmbeddings | None = None) -> int:
-    """Train a fresh classifier on train + validation for the epochs the ``selection`` run chose on
-    validation, and save it over that model's weights (the linear member and the featurizer stay). Its record
-    is ``history.json``'s ``refit``. Returns the epochs trained (0: skipped; see :func:`refit_config`).
+def member_config(config: TrainerConfig, member: int, spent_s: float = 0.0,
+                  estimate_s: float = 0.0) -> TrainerConfig | None:
+    """The trainer config of ensemble member ``member``: its own seed (initialisation, batch order, dropout);
+    with a time budget, its rest after ``spent_s``, or None when that rest cannot hold ``estimate_s``."""
+    config = replace(config, seed=config.seed + 1000 * member)
+    if not config.time_budget_s:
+        return config
+    left = config.time_budget_s - spent_s
+    return replace(config, time_budget_s=left) if left >= estimate_s else None
+
+
+def train_members(train_path, val_path, featurizer_dir, run_dir, model_config: ClassifierConfig,
+                  trainer_config: TrainerConfig, members: int = 1, use_class_weights: bool = False,
+                  resume: bool = False, callbacks: tuple[Callback, ...] = (),
+                  embeddings: PretrainedEmbeddings | None = None) -> tuple[Path, list[TrainResult]]:
+    """Train ``members`` classifiers that differ only in their seed, each selected on validation: the first is
+    the model directory ``run_dir/model`` (``callbacks`` see its epochs), the others' weights join it as
+    ``member-N.pt`` (checkpoints in ``run_dir/checkpoints/member-N``). With a time budget a member is trained
+    only while the rest of it can hold the first one's training time. Returns the directory and the runs."""
+    run_dir = Path(run_dir)
+    model_dir, first = train_classifier(train_path, val_path, featurizer_dir, run_dir / "model",
+                                        run_dir / "checkpoints", model_config, trainer_config, use_class_weights,
+                                        resume, callbacks, embeddings)
+    selections = [first]
+    for member in range(1, members):
+        config = member_config(trainer_config, member, sum(result.train_time_s for result in selections),
+                               first.train_time_s)
+        if config is None:
+            log.info("ensemble members %d to %d skipped: the time budget left cannot hold them", member + 1, members)
+            break
+        with tempfile.TemporaryDirectory(dir=run_dir) as scratch:
+            _, result = train_classifier(train_path, val_path, featurizer_dir, scratch,
+                                         run_dir / "checkpoints" / f"member-{member}", model_config, config,
+                                         use_class_weights, resume, (), embeddings)
+            os.replace(Path(scratch) / "model.pt", member_weights(model_dir, member))
+        selections.append(result)
+    if len(selections) > 1:
+        add_to_history(model_dir, members=[{"seed": member_config(trainer_config, member).seed, **result.__dict__}
+                                           for member, result in enumerate(selections[1:], 1)])
+    return model_dir, selections
+
+
+def refit_members(train_path, val_path, featurizer_dir, model_dir, model_config: ClassifierConfig,
+                  trainer_config: TrainerConfig, selections: list[TrainResult], use_class_weights: bool = False,
+                  embeddings: PretrainedEmbeddings | None = None) -> list[int]:
+    """Train a fresh classifier on train + validation for each member, for the epochs its ``selections`` run
+    chose on validation, and save it over that member's weights (the linear member and the featurizer stay).
+    Records: ``history.json``'s ``refit`` (the first member) and ``member_refits``. Returns the epochs trained
+    per member (0: skipped; see :func:`refit_config`).
 
     The validation split holds 15 % of the labelled rows; learning from them too helps most where rows are few
     (test accuracy with the linear member, split seeds 0-2, ``bench/exp_suite.py`` ``refit_rnn``: TREC 90.3 ->
@@ -121,21 +168,30 @@ def refit_classifier(train_path, val_path, featurizer_dir, model_dir, model_conf
     featurizer = Featurizer.load(featurizer_dir)
     labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
     data, val_data = _encoded([train_path, val_path], featurizer, labels), _encoded([val_path], featurizer, labels)
-    config = refit_config(selection, trainer_config, len(data.targets) / max(len(data.targets) - len(val_data.targets), 1))
-    if config is None:
-        log.info("refit on train + validation skipped: %s", "no epoch was chosen" if selection.best_epoch < 1 else
-                 "the time budget left cannot hold it")
-        return 0
-    log.info("refit: a fresh model on train + validation (%d rows) for the %d epochs chosen on validation; its "
-             "validation figures below are on rows it learns from", len(data.targets), config.epochs)
-    seed_everything(config.seed)
-    model = _new_classifier(featurizer, labels, data.targets, model_config, config.seed, use_class_weights, embeddings)
-    _, result = fit_and_save("classify", model, featurizer, labels, data, val_data, model_dir, None, config,
-                             targets=label_targets)
-    refit = {"epochs": len(result.history), "rows": len(data.targets), "train_time_s": result.train_time_s,
-             "history": result.history}
-    save_history(model_dir, selection, trainer_config.monitor, refit=refit)  # the selection run's, and the refit
-    return len(result.history)
+    ratio = len(data.targets) / max(len(data.targets) - len(val_data.targets), 1)
+    spent, records = sum(result.train_time_s for result in selections), []
+    for member, selection in enumerate(selections):
+        config = refit_config(selection, member_config(trainer_config, member), ratio, spent)
+        if config is None:
+            log.info("refit of member %d on train + validation skipped: %s", member + 1, "no epoch was chosen"
+                     if selection.best_epoch < 1 else "the time budget left cannot hold it")
+            records.append({"epochs": 0})
+            continue
+        log.info("refit of member %d: a fresh model on train + validation (%d rows) for the %d epochs chosen on "
+                 "validation; its validation figures are on rows it learns from", member + 1, len(data.targets),
+                 config.epochs)
+        seed_everything(config.seed)
+        model = _new_classifier(featurizer, labels, data.targets, model_config, config.seed, use_class_weights,
+                                embeddings)
+        with tempfile.TemporaryDirectory(dir=Path(model_dir).parent) as scratch:
+            _, result = fit_and_save("classify", model, featurizer, labels, data, val_data, scratch, None, config,
+                                     targets=label_targets)
+            os.replace(Path(scratch) / "model.pt", member_weights(model_dir, member))
+        spent += result.train_time_s
+        records.append({"epochs": len(result.history), "rows": len(data.targets),
+                        "train_time_s": result.train_time_s, "history": result.history})
+    add_to_history(model_dir, refit=records[0], **({"member_refits": records[1:]} if len(records) > 1 else {}))
+    return [record["epochs"] for record in records]
 
 
 @dataclass(frozen=True)
@@ -207,6 +263,7 @@ def evaluate_classifier(model_dir, test_path, device: str = "auto") -> dict:
     else:
         metrics["rnn_accuracy"] = metrics["accuracy"]
     metrics["refit_epochs"] = read_history(model_dir).get("refit", {}).get("epochs", 0)
+    metrics["rnn_members"] = len(predictor.members)
     return {"metrics": metrics, "tables": {"per_class": per_class}, "confusion": confusion,
             "labels": predictor.labels.labels}
 
