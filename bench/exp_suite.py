@@ -9,7 +9,8 @@ adds the linear member (alone, mixed, refitted on train + val); ``"refit_rnn": t
 train + val for the first one's best epoch count and mixes it with the refitted member (``mix_both_refit_acc``);
 with ``"ensemble": N`` every member is refitted, and the mixtures use the members' mean log-probabilities
 (``mix_pair_refit_acc``: the refitted and the selected members together; ``by_members``: both for the first k
-members).
+members). ``"rules": ["acc", "nll", ...]`` adds the test accuracy of the refitted mixture at the weight each rule
+of :func:`weight_by_rule` chooses on validation.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def run(name: str, seed: int, args: dict) -> dict:
     accuracy = float((torch.stack(probabilities).mean(0).argmax(-1) == targets).float().mean())
     out = {"set": name, "seed": seed, "test_acc": round(100 * accuracy, 2), "best_epoch": epochs}
     if args.get("linear"):  # the RNNs (mean log-probabilities) mixed with the TF-IDF + SVM member, weight on val
-        out.update(linear_member(models, data, texts, y, tr, va, te, len(label_map), seed, refits))
+        out.update(linear_member(models, data, texts, y, tr, va, te, len(label_map), seed, refits,
+                                 args.get("rules", ())))
     return {**out, "wall": round(time.time() - started, 1)}
 
 
@@ -100,7 +102,8 @@ def refit_rnn(model, config, data, rows, va, selection, seed: int):
     return fresh.eval()
 
 
-def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: int, refit_models=()) -> dict:
+def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: int, refit_models=(),
+                  rules=()) -> dict:
     """Test accuracy of the linear member alone and mixed with the RNN at the weight chosen on validation."""
     from seqmodels.kinds.classify.baseline import LinearMember, choose_weight
 
@@ -128,6 +131,12 @@ def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: in
         out["mix_both_refit_acc"] = round(100 * float(((rnn + weight * refit).argmax(-1) == y[te]).mean()), 2)
         pair = (rnn + log_probs(te)) / 2  # the refitted RNN and the one chosen on validation, averaged
         out["mix_pair_refit_acc"] = round(100 * float(((pair + weight * refit).argmax(-1) == y[te]).mean()), 2)
+        if rules:  # other ways to choose the weight on validation, with the same models
+            val_rnn, val_svm = log_probs(va, models), member.scores([texts[i] for i in va])
+            out["rules"] = {}
+            for rule in rules:
+                w = weight_by_rule(rule, val_rnn, val_svm, y[va])
+                out["rules"][rule] = [w, round(100 * float(((rnn + w * refit).argmax(-1) == y[te]).mean()), 2)]
         out["by_members"] = {}  # the first k members: [refitted only, refitted and selected]
         for k in range(1, len(refit_models) + 1):  # the weight chosen with the first k selected members
             weight_k = choose_weight(log_probs(va, models[:k]), member.scores([texts[i] for i in va]), y[va])[0]
@@ -135,6 +144,27 @@ def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: in
             out["by_members"][k] = [round(100 * float(((mix + weight_k * refit).argmax(-1) == y[te]).mean()), 2)
                                     for mix in (refits, pairs)]
     return out
+
+
+def weight_by_rule(rule: str, rnn: np.ndarray, svm: np.ndarray, y: np.ndarray) -> float:
+    """The linear member's weight by ``rule``: ``acc`` (the default: best validation accuracy, largest of equals),
+    ``nll`` (lowest validation log-loss of the mixture's softmax), ``smooth`` (accuracy averaged with the grid
+    neighbours), ``fine`` (accuracy on a grid of steps of sqrt 2)."""
+    from seqmodels.kinds.classify.baseline import MEMBER_WEIGHTS, choose_weight
+
+    if rule == "fine":
+        return choose_weight(rnn, svm, y, (0.0, *[2 ** (k / 2) for k in range(-4, 17)]))[0]
+    if rule == "nll":
+        def nll(w):
+            mix = torch.from_numpy(rnn + w * svm)
+            return float(torch.nn.functional.cross_entropy(mix, torch.from_numpy(y).long()))
+        return min(MEMBER_WEIGHTS, key=nll)
+    _, accuracy = choose_weight(rnn, svm, y)
+    if rule == "smooth":
+        values = list(accuracy.values())
+        smoothed = [float(np.mean(values[max(i - 1, 0): i + 2])) for i in range(len(values))]
+        return max(w for w, a in zip(accuracy, smoothed) if a == max(smoothed))
+    return choose_weight(rnn, svm, y)[0]
 
 
 def main() -> None:
