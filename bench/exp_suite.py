@@ -29,8 +29,9 @@ import torch
 from bench.classify_suite import DATA, REPO, SENTENCES
 from seqmodels.batching import BatchLoader
 from seqmodels.featurize import Featurizer, FeaturizerConfig, text_to_tokens
-from seqmodels.kinds.classify.kind import CLASSIFIER_CLEAN, CLASSIFIER_ENCODER, CLASSIFIER_TRAINING, CLASSIFIER_VOCAB
-from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
+from seqmodels.kinds.classify.kind import (CLASSIFIER_CLEAN, CLASSIFIER_ENCODER, CLASSIFIER_MODEL, CLASSIFIER_TRAINING,
+                                          CLASSIFIER_VOCAB)
+from seqmodels.kinds.classify.model import RNNClassifier
 from seqmodels.kinds.classify.stages import label_targets, refit_config
 from seqmodels.readers import ReadSpec, read_labeled
 from seqmodels.split import SplitConfig, stratified_split
@@ -71,7 +72,8 @@ def run(name: str, seed: int, args: dict) -> dict:
         member_seed = seed + 1000 * member
         seed_everything(member_seed)
         encoder = replace(CLASSIFIER_ENCODER, **{**args.get("enc", {}), **featurizer.encoder_fields()})
-        model = RNNClassifier(ClassifierConfig(encoder=encoder, num_classes=len(label_map), **args.get("clf", {})))
+        model = RNNClassifier(replace(CLASSIFIER_MODEL, encoder=encoder, num_classes=len(label_map),
+                                      **args.get("clf", {})))
         config = replace(CLASSIFIER_TRAINING, seed=member_seed, progress=False, **args.get("train", {}))
         trainer = Trainer(model, config, BatchLoader(data(tr), config.batch_size, shuffle=True, seed=member_seed,
                                                      targets=label_targets), BatchLoader(data(va), 256, targets=label_targets))

@@ -3,7 +3,8 @@
 A model directory is everything needed to predict, and nothing pickled: ``model.pt`` (state_dict),
 ``model.json`` (task kind + model config), ``featurizer.json`` + ``vocab.json`` (preprocessing and
 vocabulary), ``labels.json`` (label map); an ensemble adds its other members' weights (``member-1.pt``, ...).
-The MLflow pyfunc and the nightly batch flow both predict through :func:`seqmodels.kinds.load_predictor`, which picks the kind from ``model.json``.
+The MLflow pyfunc and the nightly batch flow both predict through :func:`seqmodels.kinds.load_predictor`,
+which picks the kind from ``model.json``.
 """
 
 from __future__ import annotations

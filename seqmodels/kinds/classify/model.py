@@ -22,7 +22,8 @@ class ClassifierConfig(ModelConfig):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     num_classes: int = 2
     pooling: Literal["last", "max", "mean", "last_max"] = field(default="max", metadata={
-        "help": "how RNN outputs become one vector: final states of both directions, max, mean"})
+        "help": "how RNN outputs become one vector: last (final states of both directions), max or mean over "
+                "time, last_max (both)"})
     head_hidden_dim: int = 100
     head_dropout: float = field(default=0.3, metadata={"help": "dropout between RNN layers and in the head"})
     bag: bool = field(default=False, metadata={
