@@ -33,11 +33,13 @@ def save_model(directory: str | Path, task: str, model: torch.nn.Module) -> Path
     return directory
 
 
-def load_model(directory: str | Path, config_cls, model_cls, device: str = "auto") -> tuple[torch.nn.Module, torch.device]:
-    """The model saved by :func:`save_model` (on ``device``) and that device; weights only, no pickles."""
+def load_model(directory: str | Path, config_cls, model_cls, device: str = "auto",
+               member: int = 0) -> tuple[torch.nn.Module, torch.device]:
+    """The model saved by :func:`save_model` (on ``device``; ``member``: an ensemble's, see
+    :func:`member_weights`) and that device; weights only, no pickles."""
     directory, target = Path(directory), resolve_device(device)
     model = model_cls(config_cls.from_dict(read_model_meta(directory)["model_config"]))
-    model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(member_weights(directory, member), map_location="cpu", weights_only=True))
     return model.to(target), target
 
 
@@ -47,15 +49,12 @@ def member_weights(directory: str | Path, member: int) -> Path:
     return Path(directory) / ("model.pt" if member == 0 else f"member-{member}.pt")
 
 
-def load_members(directory: str | Path, model: torch.nn.Module, model_cls) -> list[torch.nn.Module]:
-    """``model`` (the directory's first member, loaded by :func:`load_model`) and the directory's other members
-    (``member-1.pt``, ``member-2.pt``, ... up to the first one missing), each on ``model``'s device."""
-    device, members = next(model.parameters()).device, [model]
-    while member_weights(directory, len(members)).exists():
-        member = model_cls(model.config)
-        member.load_state_dict(torch.load(member_weights(directory, len(members)), map_location="cpu",
-                                          weights_only=True))
-        members.append(member.to(device).eval())
+def load_further_members(directory: str | Path, config_cls, model_cls, device: str = "auto") -> list[torch.nn.Module]:
+    """The directory's members after the first (``member-1.pt``, ``member-2.pt``, ... up to the first one
+    missing), each loaded by :func:`load_model`."""
+    members = []
+    while member_weights(directory, len(members) + 1).exists():
+        members.append(load_model(directory, config_cls, model_cls, device, len(members) + 1)[0])
     return members
 
 

@@ -14,7 +14,7 @@ from seqmodels.batching import BatchLoader, SequenceData, batch_to_device
 from seqmodels.featurize import Featurizer, TokenizedTexts, as_string_array
 from seqmodels.kinds.classify.baseline import LinearMember
 from seqmodels.kinds.classify.model import ClassifierConfig, RNNClassifier
-from seqmodels.predict import load_members, load_model_parts
+from seqmodels.predict import load_further_members, load_model_parts
 from seqmodels.vocab import LabelMap
 
 OUTPUT_COLUMNS = ("label", "score", "reason")
@@ -35,9 +35,9 @@ class ClassifierPredictor:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "ClassifierPredictor":
-        model, featurizer, labels, target = load_model_parts(directory, ClassifierConfig, RNNClassifier, device)
-        others = load_members(directory, model, RNNClassifier)[1:]
-        return cls(model, featurizer, labels, target, LinearMember.load(directory), others)
+        others = load_further_members(directory, ClassifierConfig, RNNClassifier, device)
+        return cls(*load_model_parts(directory, ClassifierConfig, RNNClassifier, device), LinearMember.load(directory),
+                   others)
 
     @torch.inference_mode()
     def log_probs(self, data: SequenceData, batch_size: int = 512) -> np.ndarray:

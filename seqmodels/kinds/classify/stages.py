@@ -10,6 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -65,20 +66,56 @@ def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights * num_classes / weights.sum(), dtype=torch.float32)
 
 
+class EncodedSplits(NamedTuple):
+    """The featurizer, the label map and the train and validation rows they encode."""
+
+    featurizer: Featurizer
+    labels: LabelMap
+    train: SequenceData
+    val: SequenceData
+
+
+def encode_splits(train_paths: list, val_path, featurizer_dir) -> EncodedSplits:
+    """Load the fitted featurizer and labels; encode the rows of ``train_paths`` (concatenated) and ``val_path``."""
+    featurizer = Featurizer.load(featurizer_dir)
+    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
+    return EncodedSplits(featurizer, labels, _encoded(train_paths, featurizer, labels),
+                         _encoded([val_path], featurizer, labels))
+
+
 def train_classifier(train_path, val_path, featurizer_dir, model_dir, checkpoint_dir,
                      model_config: ClassifierConfig, trainer_config: TrainerConfig, use_class_weights: bool = False,
                      resume: bool = False, callbacks: tuple[Callback, ...] = (),
                      embeddings: PretrainedEmbeddings | None = None) -> tuple[Path, TrainResult]:
     """Train on the train split, select on val, save the best weights as a model directory; ``embeddings``
     initialise (and optionally freeze) the word vectors."""
+    return _fit(encode_splits([train_path], val_path, featurizer_dir), model_dir, checkpoint_dir, model_config,
+                trainer_config, use_class_weights, resume, callbacks, embeddings)
+
+
+def _fit(splits: EncodedSplits, model_dir, checkpoint_dir, model_config: ClassifierConfig,
+         trainer_config: TrainerConfig, use_class_weights: bool = False, resume: bool = False,
+         callbacks: tuple[Callback, ...] = (),
+         embeddings: PretrainedEmbeddings | None = None) -> tuple[Path, TrainResult]:
+    """A fresh classifier (seeded by ``trainer_config``) trained on ``splits.train``, its best epoch on
+    ``splits.val`` saved as the model directory ``model_dir``."""
     seed_everything(trainer_config.seed)
-    featurizer = Featurizer.load(featurizer_dir)
-    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
-    train_data, val_data = _encoded([train_path], featurizer, labels), _encoded([val_path], featurizer, labels)
-    model = _new_classifier(featurizer, labels, train_data.targets, model_config, trainer_config.seed,
+    model = _new_classifier(splits.featurizer, splits.labels, splits.train.targets, model_config, trainer_config.seed,
                             use_class_weights, embeddings)
-    return fit_and_save("classify", model, featurizer, labels, train_data, val_data, model_dir, checkpoint_dir,
-                        trainer_config, resume, callbacks, targets=label_targets)
+    return fit_and_save("classify", model, splits.featurizer, splits.labels, splits.train, splits.val, model_dir,
+                        checkpoint_dir, trainer_config, resume, callbacks, targets=label_targets)
+
+
+def _fit_member(splits: EncodedSplits, model_dir, member: int, checkpoint_dir, model_config: ClassifierConfig,
+                trainer_config: TrainerConfig, use_class_weights: bool, resume: bool,
+                embeddings: PretrainedEmbeddings | None) -> TrainResult:
+    """:func:`_fit` in a scratch directory beside ``model_dir``, keeping only the weights, as ``member``'s file
+    (:func:`member_weights`) in ``model_dir``."""
+    with tempfile.TemporaryDirectory(dir=Path(model_dir).parent) as scratch:
+        _, result = _fit(splits, scratch, checkpoint_dir, model_config, trainer_config, use_class_weights, resume,
+                         (), embeddings)
+        os.replace(Path(scratch) / "model.pt", member_weights(model_dir, member))
+    return result
 
 
 def _new_classifier(featurizer: Featurizer, labels: LabelMap, targets: np.ndarray, model_config: ClassifierConfig,
@@ -131,10 +168,9 @@ def train_members(train_path, val_path, featurizer_dir, run_dir, model_config: C
     the model directory ``run_dir/model`` (``callbacks`` see its epochs), the others' weights join it as
     ``member-N.pt`` (checkpoints in ``run_dir/checkpoints/member-N``). With a time budget a member is trained
     only while the rest of it can hold the first one's training time. Returns the directory and the runs."""
-    run_dir = Path(run_dir)
-    model_dir, first = train_classifier(train_path, val_path, featurizer_dir, run_dir / "model",
-                                        run_dir / "checkpoints", model_config, trainer_config, use_class_weights,
-                                        resume, callbacks, embeddings)
+    run_dir, splits = Path(run_dir), encode_splits([train_path], val_path, featurizer_dir)
+    model_dir, first = _fit(splits, run_dir / "model", run_dir / "checkpoints", model_config, trainer_config,
+                            use_class_weights, resume, callbacks, embeddings)
     selections = [first]
     for member in range(1, members):
         config = member_config(trainer_config, member, sum(result.train_time_s for result in selections),
@@ -142,12 +178,8 @@ def train_members(train_path, val_path, featurizer_dir, run_dir, model_config: C
         if config is None:
             log.info("ensemble members %d to %d skipped: the time budget left cannot hold them", member + 1, members)
             break
-        with tempfile.TemporaryDirectory(dir=run_dir) as scratch:
-            _, result = train_classifier(train_path, val_path, featurizer_dir, scratch,
-                                         run_dir / "checkpoints" / f"member-{member}", model_config, config,
-                                         use_class_weights, resume, (), embeddings)
-            os.replace(Path(scratch) / "model.pt", member_weights(model_dir, member))
-        selections.append(result)
+        selections.append(_fit_member(splits, model_dir, member, run_dir / "checkpoints" / f"member-{member}",
+                                      model_config, config, use_class_weights, resume, embeddings))
     if len(selections) > 1:
         add_to_history(model_dir, members=[{"seed": member_config(trainer_config, member).seed, **result.__dict__}
                                            for member, result in enumerate(selections[1:], 1)])
@@ -165,10 +197,9 @@ def refit_members(train_path, val_path, featurizer_dir, model_dir, model_config:
     The validation split holds 15 % of the labelled rows; learning from them too helps most where rows are few
     (test accuracy with the linear member, split seeds 0-2, ``bench/exp_suite.py`` ``refit_rnn``: TREC 90.3 ->
     90.9, SUBJ 94.3 -> 94.3, AG 10k 83.3 -> 83.4)."""
-    featurizer = Featurizer.load(featurizer_dir)
-    labels = LabelMap.load(Path(featurizer_dir) / "labels.json")
-    data, val_data = _encoded([train_path, val_path], featurizer, labels), _encoded([val_path], featurizer, labels)
-    ratio = len(data.targets) / max(len(data.targets) - len(val_data.targets), 1)
+    splits = encode_splits([train_path, val_path], val_path, featurizer_dir)  # learns from both
+    rows = len(splits.train.targets)
+    ratio = rows / max(rows - len(splits.val.targets), 1)
     spent, records = sum(result.train_time_s for result in selections), []
     for member, selection in enumerate(selections):
         config = refit_config(selection, member_config(trainer_config, member), ratio, spent)
@@ -178,18 +209,12 @@ def refit_members(train_path, val_path, featurizer_dir, model_dir, model_config:
             records.append({"epochs": 0})
             continue
         log.info("refit of member %d: a fresh model on train + validation (%d rows) for the %d epochs chosen on "
-                 "validation; its validation figures are on rows it learns from", member + 1, len(data.targets),
-                 config.epochs)
-        seed_everything(config.seed)
-        model = _new_classifier(featurizer, labels, data.targets, model_config, config.seed, use_class_weights,
-                                embeddings)
-        with tempfile.TemporaryDirectory(dir=Path(model_dir).parent) as scratch:
-            _, result = fit_and_save("classify", model, featurizer, labels, data, val_data, scratch, None, config,
-                                     targets=label_targets)
-            os.replace(Path(scratch) / "model.pt", member_weights(model_dir, member))
+                 "validation; its validation figures are on rows it learns from", member + 1, rows, config.epochs)
+        result = _fit_member(splits, model_dir, member, None, model_config, config, use_class_weights, False,
+                             embeddings)
         spent += result.train_time_s
-        records.append({"epochs": len(result.history), "rows": len(data.targets),
-                        "train_time_s": result.train_time_s, "history": result.history})
+        records.append({"epochs": len(result.history), "rows": rows, "train_time_s": result.train_time_s,
+                        "history": result.history})
     add_to_history(model_dir, refit=records[0], **({"member_refits": records[1:]} if len(records) > 1 else {}))
     return [record["epochs"] for record in records]
 
