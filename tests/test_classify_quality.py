@@ -100,6 +100,18 @@ def test_default_cleaning_keeps_negation_and_question_words():
     assert removing.split() == ["obvious"]  # what the old default did to a question
 
 
+def test_cli_model_config_is_the_kinds_defaults_with_the_options_over_them(monkeypatch):
+    """Defaults without a CLI option (the embedding init) reach the trained model as the benchmarks measured them."""
+    from seqmodels.kinds.classify import kind
+
+    options = kind.ClassifyOptions(train="t.csv", model_name="m")
+    one_dropout = replace(kind.CLASSIFIER_ENCODER, dropout=kind.CLASSIFIER_MODEL.head_dropout)  # --dropout sets both
+    assert kind.ClassifyKind().model_config(options) == replace(kind.CLASSIFIER_MODEL, encoder=one_dropout)
+    monkeypatch.setattr(kind, "CLASSIFIER_ENCODER", replace(kind.CLASSIFIER_ENCODER, embedding_init_std=0.25))
+    config = kind.ClassifyKind().model_config(replace(options, hidden_dim=7, pooling="mean"))
+    assert (config.encoder.embedding_init_std, config.encoder.hidden_dim, config.pooling) == (0.25, 7, "mean")
+
+
 def _topic_texts():
     texts = [f"{w} {v}" for topic in WORDS.values() for w in topic for v in topic]
     labels = np.array([i for i, topic in enumerate(WORDS.values()) for _ in topic for _ in topic])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -119,11 +119,14 @@ class ClassifyKind(TaskKind):
     output_types = {"label": pa.string(), "score": pa.float64()}
 
     def model_config(self, options) -> ClassifierConfig:
-        encoder = EncoderConfig(cell=options.cell, embedding_dim=options.embedding_dim, hidden_dim=options.hidden_dim,
-                                num_layers=options.num_layers, bidirectional=options.bidirectional,
-                                dropout=options.dropout, embedding_dropout=options.embedding_dropout,
-                                word_dropout=options.word_dropout)
-        return ClassifierConfig(pooling=options.pooling, head_dropout=options.dropout, bag=options.bag, encoder=encoder)
+        """The kind's model defaults (``CLASSIFIER_ENCODER``, ``CLASSIFIER_MODEL``: the fields without an option
+        too) with these options over them."""
+        encoder = replace(CLASSIFIER_ENCODER, cell=options.cell, embedding_dim=options.embedding_dim,
+                          hidden_dim=options.hidden_dim, num_layers=options.num_layers,
+                          bidirectional=options.bidirectional, dropout=options.dropout,
+                          embedding_dropout=options.embedding_dropout, word_dropout=options.word_dropout)
+        return replace(CLASSIFIER_MODEL, pooling=options.pooling, head_dropout=options.dropout, bag=options.bag,
+                       encoder=encoder)
 
     def run_params(self, options) -> dict:
         return {"text_col": options.text_col, "label_col": options.label_col, "vocab_level": options.vocab_level,
