@@ -58,6 +58,7 @@ def seqflow_train(data: Path, threads: int, seed: int | None = None) -> dict:
         result, history, wall = run_train_cli(cmd)
     return {"wall_s": round(wall, 2), "test_accuracy": round(result["metrics"]["accuracy"], 4),
             "test_f1_macro": round(result["metrics"]["f1_macro"], 4), "best_epoch": history["best_epoch"],
+            "baseline_accuracy": result["metrics"].get("baseline_accuracy"),
             "epochs_run": len(history["history"]), "stop_reason": history["stop_reason"],
             "mean_epoch_s": round(float(np.mean([h["epoch_time_s"] for h in history["history"]])), 3)}
 

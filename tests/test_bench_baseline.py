@@ -80,3 +80,6 @@ def test_classify_splits_summary_means_and_gap() -> None:
     assert out["seqflow_accuracy_mean"] == 0.82 and out["svm_word_char_accuracy_mean"] == 0.825
     assert out["seqflow_minus_svm_word_char_mean"] == -0.005 and out["seeds_at_or_above_0.84"] == 1
     assert out["seqflow_accuracy_sd"] == round(0.04 / 2 ** 0.5, 4)
+    assert "baseline_same_rows_accuracy_mean" not in out  # older rows have no same-rows baseline
+    rows[0]["baseline_same_rows_accuracy"], rows[1]["baseline_same_rows_accuracy"] = 0.83, 0.84
+    assert summarise(rows)["baseline_same_rows_accuracy_mean"] == 0.835
