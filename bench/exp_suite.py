@@ -118,7 +118,8 @@ def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: in
                 out[batch["index"].numpy()] += torch.log(rnn.predict_proba(batch)).numpy() / len(rnns)
         return out
 
-    weight, by_weight = choose_weight(log_probs(va), member.scores([texts[i] for i in va]), y[va])
+    val_svm = member.scores([texts[i] for i in va])
+    weight, by_weight = choose_weight(log_probs(va), val_svm, y[va])
     test_scores = member.scores([texts[i] for i in te])
     mix = (log_probs(te) + weight * test_scores).argmax(-1) == y[te]
     out = {"linear_acc": round(100 * float((test_scores.argmax(-1) == y[te]).mean()), 2), "weight": weight,
@@ -134,14 +135,14 @@ def linear_member(models, data, texts, y, tr, va, te, num_classes: int, seed: in
         pair = (rnn + log_probs(te)) / 2  # the refitted RNN and the one chosen on validation, averaged
         out["mix_pair_refit_acc"] = round(100 * float(((pair + weight * refit).argmax(-1) == y[te]).mean()), 2)
         if rules:  # other ways to choose the weight on validation, with the same models
-            val_rnn, val_svm = log_probs(va, models), member.scores([texts[i] for i in va])
+            val_rnn = log_probs(va, models)
             out["rules"] = {}
             for rule in rules:
                 w = weight_by_rule(rule, val_rnn, val_svm, y[va])
                 out["rules"][rule] = [w, round(100 * float(((rnn + w * refit).argmax(-1) == y[te]).mean()), 2)]
         out["by_members"] = {}  # the first k members: [refitted only, refitted and selected]
         for k in range(1, len(refit_models) + 1):  # the weight chosen with the first k selected members
-            weight_k = choose_weight(log_probs(va, models[:k]), member.scores([texts[i] for i in va]), y[va])[0]
+            weight_k = choose_weight(log_probs(va, models[:k]), val_svm, y[va])[0]
             refits, pairs = log_probs(te, refit_models[:k]), log_probs(te, refit_models[:k] + models[:k])
             out["by_members"][k] = [round(100 * float(((mix + weight_k * refit).argmax(-1) == y[te]).mean()), 2)
                                     for mix in (refits, pairs)]
@@ -161,12 +162,12 @@ def weight_by_rule(rule: str, rnn: np.ndarray, svm: np.ndarray, y: np.ndarray) -
             mix = torch.from_numpy(rnn + w * svm)
             return float(torch.nn.functional.cross_entropy(mix, torch.from_numpy(y).long()))
         return min(MEMBER_WEIGHTS, key=nll)
-    _, accuracy = choose_weight(rnn, svm, y)
+    weight, accuracy = choose_weight(rnn, svm, y)
     if rule == "smooth":
         values = list(accuracy.values())
         smoothed = [float(np.mean(values[max(i - 1, 0): i + 2])) for i in range(len(values))]
         return max(w for w, a in zip(accuracy, smoothed) if a == max(smoothed))
-    return choose_weight(rnn, svm, y)[0]
+    return weight
 
 
 def main() -> None:
